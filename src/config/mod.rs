@@ -1,0 +1,308 @@
+//! The TOML configuration: its schema, its defaults, and loading with errors that name the
+//! file, line, column, key and value.
+//!
+//! Every value validates itself while it is read (see [`values`]), so the only errors
+//! left for later stages are those that relate one part of the file to another.
+
+mod error;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use error::{ConfigError, ConfigErrors, Position};
+pub use values::{Bounded, DirectEntry, HostName, Listen, Port, ProxyEndpoint, Span};
+
+use crate::net::Cidr;
+
+/// The path `run` and `check` use when no `-c` is given.
+pub const DEFAULT_PATH: &str = "config/signpost.toml";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub proxy: ProxyConfig,
+    pub upstream: UpstreamConfig,
+    pub pac: PacConfig,
+}
+
+/// `[proxy]`: how clients reach Signpost and what it lets them do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    pub listen: Listen,
+    /// Who may use the proxy. Never empty by default: an open proxy is abused within hours.
+    pub allow_clients: Vec<Cidr>,
+    /// CONNECT is a raw TCP pipe; limiting ports keeps it from reaching mail or SSH servers.
+    pub connect_ports: Vec<Port>,
+    /// The name clients use for the proxy (PAC file, pages, loop detection).
+    pub hostname: Option<HostName>,
+    pub max_connections: Bounded<1, 1_000_000>,
+    /// hyper's read buffer cannot be smaller than 8 KiB.
+    pub max_header_bytes: Bounded<8192, 1_048_576>,
+    /// Time allowed for a whole request head once its first byte has arrived (slowloris).
+    pub header_timeout: Span,
+    /// Time a keep-alive connection may sit between requests before it is closed.
+    pub idle_timeout: Span,
+    /// Time a CONNECT tunnel or WebSocket may move no bytes before it is closed.
+    pub tunnel_idle_timeout: Span,
+    /// On SIGTERM/SIGINT, how long in-flight exchanges and tunnels may take to finish.
+    pub shutdown_grace: Span,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        let ranges = [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+        ];
+        ProxyConfig {
+            listen: Listen(([127, 0, 0, 1], 3128).into()),
+            allow_clients: ranges.iter().filter_map(|r| r.parse().ok()).collect(),
+            connect_ports: vec![Port(443)],
+            hostname: None,
+            max_connections: Bounded(10_000),
+            max_header_bytes: Bounded(64 * 1024),
+            header_timeout: Span(Duration::from_secs(30)),
+            idle_timeout: Span(Duration::from_secs(60)),
+            tunnel_idle_timeout: Span(Duration::from_secs(15 * 60)),
+            shutdown_grace: Span(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// `[upstream]`: how Signpost finds and talks to origin servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Like a hosts file; consulted before `hosts_file` and DNS.
+    pub hosts: BTreeMap<HostName, IpAddr>,
+    /// A file in /etc/hosts format, as Squid's `hosts_file`.
+    pub hosts_file: Option<PathBuf>,
+    pub dns_timeout: Span,
+    pub connect_timeout: Span,
+    /// Time the origin may take to start its response.
+    pub response_timeout: Span,
+    /// How long an idle pooled connection to an origin is kept.
+    pub pool_idle_timeout: Span,
+    pub pool_max_idle_per_host: Bounded<0, 100_000>,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            hosts: BTreeMap::new(),
+            hosts_file: None,
+            dns_timeout: Span(Duration::from_secs(5)),
+            connect_timeout: Span(Duration::from_secs(10)),
+            response_timeout: Span(Duration::from_secs(60)),
+            pool_idle_timeout: Span(Duration::from_secs(90)),
+            pool_max_idle_per_host: Bounded(64),
+        }
+    }
+}
+
+/// `[pac]`: the proxy auto-configuration file served at `/proxy.pac` and `/wpad.dat`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PacConfig {
+    pub direct: Vec<DirectEntry>,
+    /// Proxies in failover order; empty means `proxy.hostname` (or the listen address)
+    /// and the listen port.
+    pub proxies: Vec<ProxyEndpoint>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::unreadable(path, &e))?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates config text; `path` is only used to name the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let exact = span_of_path(text, e.path());
+            let inner = e.into_inner();
+            let span = narrowest(inner.span(), exact);
+            let key = if key == "." { String::new() } else { key };
+            ConfigError::at_span(path, text, span, key, inner.message().to_string())
+        })?;
+        config.check_relations(path, text)?;
+        Ok(config)
+    }
+
+    /// Checks that only make sense across several values.
+    fn check_relations(&self, path: &Path, text: &str) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        if self.proxy.allow_clients.is_empty() {
+            errors.push(ConfigError::at_span(
+                path,
+                text,
+                find_key(text, "allow_clients"),
+                "proxy.allow_clients",
+                "must name at least one client range: Signpost is never an open proxy, and \
+                 with no range nobody could use it",
+            ));
+        }
+        if self.proxy.connect_ports.is_empty() {
+            errors.push(ConfigError::at_span(
+                path,
+                text,
+                find_key(text, "connect_ports"),
+                "proxy.connect_ports",
+                "is empty, so no HTTPS site could be reached; the usual value is [443]",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Where the hosts file and other relative paths are resolved: the working directory,
+    /// as for every path in the file.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        p.to_path_buf()
+    }
+}
+
+/// The span of the value at a serde path, found by walking the parsed document.
+fn span_of_path(text: &str, path: &serde_path_to_error::Path) -> Option<std::ops::Range<usize>> {
+    use serde_path_to_error::Segment;
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item: &toml_edit::Item = doc.as_item();
+    for segment in path.iter() {
+        item = match segment {
+            Segment::Seq { index } => item.get(*index)?,
+            Segment::Map { key } => item.get(key.as_str())?,
+            Segment::Enum { .. } | Segment::Unknown => return None,
+        };
+    }
+    item.span()
+}
+
+/// toml places some errors on a whole array or table; prefer the element inside it.
+fn narrowest(
+    reported: Option<std::ops::Range<usize>>,
+    from_path: Option<std::ops::Range<usize>>,
+) -> Option<std::ops::Range<usize>> {
+    match (reported, from_path) {
+        (Some(r), Some(p)) if r.start <= p.start && p.end <= r.end => Some(p),
+        (Some(r), _) => Some(r),
+        (None, p) => p,
+    }
+}
+
+/// Finds where `key = ` is written, for errors about a key's value as a whole.
+fn find_key(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                let start = offset + (line.len() - trimmed.len());
+                return Some(start..start + line.trim_end().len() - (line.len() - trimmed.len()));
+            }
+        }
+        offset += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("t.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_safe_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.proxy.listen.0.to_string(), "127.0.0.1:3128");
+        assert_eq!(c.proxy.connect_ports, vec![Port(443)]);
+        assert!(c
+            .proxy
+            .allow_clients
+            .iter()
+            .any(|n| n.contains("192.168.1.1".parse().unwrap())));
+        assert!(!c
+            .proxy
+            .allow_clients
+            .iter()
+            .any(|n| n.contains("8.8.8.8".parse().unwrap())));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column_and_key() {
+        let e = parse("[proxy]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err();
+        assert!(e.starts_with("t.toml:3:1: "), "{e}");
+        assert!(e.contains("unknown field `lisen`"), "{e}");
+    }
+
+    #[test]
+    fn bad_cidr_names_the_key_path_and_value() {
+        let e = parse("[proxy]\nallow_clients = [\n  \"10.0.0.0/8\",\n  \"10.0.0/8\",\n]\n")
+            .unwrap_err();
+        assert!(e.starts_with("t.toml:4:3: `proxy.allow_clients[1]`"), "{e}");
+        assert!(e.contains("\"10.0.0/8\""), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_and_port_and_limit() {
+        let e = parse("[proxy]\nidle_timeout = \"soon\"\n").unwrap_err();
+        assert!(e.contains("t.toml:2:16: `proxy.idle_timeout`"), "{e}");
+        let e = parse("[proxy]\nconnect_ports = [443, 70000]\n").unwrap_err();
+        assert!(e.contains("`proxy.connect_ports[1]`"), "{e}");
+        assert!(e.contains("70000 is not a TCP port"), "{e}");
+        let e = parse("[proxy]\nmax_header_bytes = 100\n").unwrap_err();
+        assert!(e.contains("between 8192 and"), "{e}");
+    }
+
+    #[test]
+    fn upstream_hosts_map_values_are_ips() {
+        let c = parse("[upstream]\nhosts = { \"WWW.Ning.com\" = \"127.0.0.1\" }\n").unwrap();
+        assert_eq!(
+            c.upstream.hosts.get(&HostName("www.ning.com".into())),
+            Some(&"127.0.0.1".parse().unwrap())
+        );
+        let e = parse("[upstream]\nhosts = { \"a.example\" = \"not-an-ip\" }\n").unwrap_err();
+        assert!(e.contains("`upstream.hosts.a.example`"), "{e}");
+    }
+
+    #[test]
+    fn empty_allow_clients_is_refused_with_position() {
+        let e = parse("[proxy]\nallow_clients = []\n").unwrap_err();
+        assert!(e.starts_with("t.toml:2:1: `proxy.allow_clients`"), "{e}");
+    }
+
+    #[test]
+    fn pac_direct_entries_are_classified() {
+        let c = parse(
+            "[pac]\ndirect = [\"*.intranet.example.org\", \"10.0.0.0/8\", \"Example.COM\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.pac.direct,
+            vec![
+                DirectEntry::Pattern("*.intranet.example.org".into()),
+                DirectEntry::Range("10.0.0.0/8".parse().unwrap()),
+                DirectEntry::Domain("example.com".into()),
+            ]
+        );
+        assert!(parse("[pac]\ndirect = [\"a\\\"b*\"]\n").is_err());
+    }
+}

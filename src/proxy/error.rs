@@ -1,0 +1,47 @@
+//! Everything that can stop an exchange, as typed values. `respond` turns them into pages.
+
+use std::net::IpAddr;
+
+use super::target::{Origin, TargetError};
+use super::upstream::{UpstreamError, UpstreamErrorKind};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProxyError {
+    /// The request target cannot be used (400).
+    #[error("bad request target: {0}")]
+    BadTarget(#[from] TargetError),
+    /// CONNECT to a port outside `proxy.connect_ports` (403).
+    #[error("CONNECT to port {} is not allowed", .0.port)]
+    PortNotAllowed(Origin),
+    /// A client outside `proxy.allow_clients` (403).
+    #[error("client {0} is not allowed to use this proxy")]
+    ClientDenied(IpAddr),
+    /// The origin could not be reached or failed (502/504).
+    #[error("upstream {origin}: {}", error.detail)]
+    Upstream {
+        origin: Origin,
+        error: UpstreamError,
+    },
+    /// The request already passed through this proxy (508).
+    #[error("forwarding loop: the request already passed through this proxy")]
+    Loop,
+    /// `proxy.max_connections` reached (503).
+    #[error("too many connections")]
+    Overloaded,
+}
+
+impl ProxyError {
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            ProxyError::BadTarget(_) => S::BAD_REQUEST,
+            ProxyError::PortNotAllowed(_) | ProxyError::ClientDenied(_) => S::FORBIDDEN,
+            ProxyError::Upstream { error, .. } => match error.kind {
+                UpstreamErrorKind::Timeout => S::GATEWAY_TIMEOUT,
+                _ => S::BAD_GATEWAY,
+            },
+            ProxyError::Loop => S::LOOP_DETECTED,
+            ProxyError::Overloaded => S::SERVICE_UNAVAILABLE,
+        }
+    }
+}

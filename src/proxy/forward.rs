@@ -1,0 +1,100 @@
+//! Forwarding plain HTTP: one request to the origin through the pooled client, bodies
+//! streamed both ways, hop-by-hop headers dropped, WebSocket upgrades relayed.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use http::header::{HeaderValue, HOST};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::body::{Metered, ProxyBody};
+use super::error::ProxyError;
+use super::headers;
+use super::target::Origin;
+use super::tunnel;
+use super::upstream::UpstreamError;
+use super::Shared;
+
+/// Byte counters for one exchange, read when it ends.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub up: Arc<AtomicU64>,
+    pub down: Arc<AtomicU64>,
+}
+
+/// Sends `req` to `origin` and returns the origin's response, streaming.
+pub async fn forward(
+    shared: &Shared,
+    mut req: Request<Incoming>,
+    origin: Origin,
+    counters: &Counters,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    if headers::has_our_via(req.headers(), &shared.via) {
+        return Err(ProxyError::Loop);
+    }
+    let websocket = headers::is_websocket_upgrade(req.headers());
+    let client_side = websocket.then(|| hyper::upgrade::on(&mut req));
+
+    let (mut parts, body) = req.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, websocket);
+    // RFC 9112 §3.2.2: a proxy replaces the Host it received with the target's authority.
+    if let Some(host) = parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(HOST, host);
+    }
+    headers::add_via(&mut parts.headers, &shared.via);
+    parts.version = Version::HTTP_11;
+    let req = Request::from_parts(parts, Metered::new(body, counters.up.clone()));
+
+    let timeout = shared.upstream.response_timeout;
+    let mut resp = match tokio::time::timeout(timeout, shared.upstream.client.request(req)).await {
+        Err(_) => {
+            return Err(ProxyError::Upstream {
+                origin,
+                error: UpstreamError::response_timeout(timeout),
+            })
+        }
+        Ok(Err(e)) => {
+            return Err(ProxyError::Upstream {
+                origin,
+                error: UpstreamError::classify(&e),
+            })
+        }
+        Ok(Ok(resp)) => resp,
+    };
+
+    let upgraded = websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if let (true, Some(client_side)) = (upgraded, client_side) {
+        let origin_side = hyper::upgrade::on(&mut resp);
+        let idle = shared.limits.tunnel_idle_timeout;
+        let counters = counters.clone();
+        shared.tasks.spawn(async move {
+            match tokio::try_join!(client_side, origin_side) {
+                Ok((client, origin)) => {
+                    let (up, down) =
+                        tunnel::splice(TokioIo::new(client), TokioIo::new(origin), idle).await;
+                    counters
+                        .up
+                        .fetch_add(up, std::sync::atomic::Ordering::Relaxed);
+                    counters
+                        .down
+                        .fetch_add(down, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(error = %e, "websocket upgrade did not complete"),
+            }
+        });
+    }
+
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, upgraded);
+    headers::add_via(&mut parts.headers, &shared.via);
+    Ok(Response::from_parts(
+        parts,
+        ProxyBody::Upstream(Metered::new(body, counters.down.clone())),
+    ))
+}

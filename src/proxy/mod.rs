@@ -1,0 +1,208 @@
+//! The proxy listener: accept → gate → read request → (classify → decide) → act.
+//!
+//! [`Server::bind`] turns a [`Config`] into a bound listener and the shared, read-only
+//! state every connection uses; [`Server::run`] accepts until told to stop, then drains.
+
+pub mod body;
+mod conn;
+pub mod error;
+mod exchange;
+mod forward;
+pub mod headers;
+pub mod io;
+mod local;
+pub mod target;
+mod tunnel;
+pub mod upstream;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ProxyEndpoint};
+use crate::net::{Cidr, Host};
+use crate::respond::Responder;
+use upstream::{HostsFileError, Upstream};
+
+/// Timeouts and sizes every connection obeys.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub tunnel_idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// What every connection shares. Read-only once built.
+pub struct Shared {
+    allow_clients: Vec<Cidr>,
+    connect_ports: Vec<u16>,
+    hostname: Option<String>,
+    listen_ip: IpAddr,
+    limits: Limits,
+    upstream: Upstream,
+    responder: Responder,
+    pac: Bytes,
+    pac_url: String,
+    /// This proxy's `Via` entry; seeing it on an incoming request means a loop.
+    via: HeaderValue,
+    /// Connections and tunnels, so that shutdown can wait for them.
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Shared {
+    fn allows(&self, ip: IpAddr) -> bool {
+        self.allow_clients.iter().any(|net| net.contains(ip))
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    HostsFile(#[from] HostsFileError),
+}
+
+/// A bound proxy, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+}
+
+impl Server {
+    /// Binds the listener and builds the shared state. Nothing is accepted until `run`.
+    pub async fn bind(config: &Config) -> Result<Server, StartError> {
+        let p = &config.proxy;
+        let addr = p.listen.0;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+
+        let machine = gethostname::gethostname()
+            .to_string_lossy()
+            .to_ascii_lowercase();
+        let hostname = p.hostname.as_ref().map(|h| h.0.clone());
+        // How browsers are told to reach us: the configured name, else the address we
+        // listen on, else this machine's name.
+        let reach_host = match (&hostname, local.ip()) {
+            (Some(h), _) => Host::Name(h.clone()),
+            (None, ip) if !ip.is_unspecified() => Host::Ip(ip),
+            (None, _) => Host::Name(machine.clone()),
+        };
+        let proxies = if config.pac.proxies.is_empty() {
+            vec![ProxyEndpoint {
+                host: reach_host.clone(),
+                port: local.port(),
+            }]
+        } else {
+            config.pac.proxies.clone()
+        };
+        let pac = crate::pac::generate(&config.pac.direct, &proxies);
+        let via_name = hostname.clone().unwrap_or(machine);
+        let via = HeaderValue::from_str(&format!("1.1 {via_name} (signpost)"))
+            .unwrap_or_else(|_| HeaderValue::from_static("1.1 signpost"));
+
+        let shared = Shared {
+            allow_clients: p.allow_clients.clone(),
+            connect_ports: p.connect_ports.iter().map(|p| p.0).collect(),
+            hostname,
+            listen_ip: local.ip(),
+            limits: Limits {
+                max_header_bytes: p.max_header_bytes.get(),
+                header_timeout: p.header_timeout.0,
+                idle_timeout: p.idle_timeout.0,
+                tunnel_idle_timeout: p.tunnel_idle_timeout.0,
+                shutdown_grace: p.shutdown_grace.0,
+            },
+            upstream: Upstream::new(&config.upstream)?,
+            responder: Responder::new(via.to_str().unwrap_or_default().to_string()),
+            pac: Bytes::from(pac),
+            pac_url: format!("http://{reach_host}:{}/proxy.pac", local.port()),
+            via,
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Server {
+            listener,
+            permits: Arc::new(Semaphore::new(p.max_connections.get())),
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The URL of the PAC file as browsers should be given it.
+    pub fn pac_url(&self) -> &str {
+        &self.shared.pac_url
+    }
+
+    /// Accepts connections until `stop` is cancelled, then stops accepting, lets open
+    /// exchanges finish within `proxy.shutdown_grace`, and returns.
+    pub async fn run(self, stop: CancellationToken) {
+        let Server {
+            listener,
+            shared,
+            permits,
+        } = self;
+        tracing::info!(addr = ?listener.local_addr().ok(), pac = %shared.pac_url, "signpost is listening");
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    backoff = Duration::from_millis(5);
+                    let _ = stream.set_nodelay(true);
+                    let permit = permits.clone().try_acquire_owned().ok();
+                    let shared2 = shared.clone();
+                    shared
+                        .tasks
+                        .spawn(conn::serve(shared2, stream, peer, permit));
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        drop(listener);
+        shared.shutdown.cancel();
+        shared.tasks.close();
+        let grace = shared.limits.shutdown_grace;
+        tracing::info!(open = shared.tasks.len(), grace = ?grace, "stopped accepting; draining");
+        if tokio::time::timeout(grace, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = shared.tasks.len(),
+                "connections still open after the shutdown grace period; closing them"
+            );
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The one place where decisions and errors become HTTP responses.
+//!
+//! Deeper code returns typed values ([`ProxyError`], [`LocalPage`]); only this module writes
+//! status lines, headers and pages. Pages are rendered by minijinja with auto-escaping, so
+//! nothing a client sent can become markup.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use minijinja::{context, Environment};
+use serde::Serialize;
+
+use crate::proxy::body::ProxyBody;
+use crate::proxy::error::ProxyError;
+
+/// A page Signpost serves about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalPage {
+    /// `/proxy.pac` and `/wpad.dat`.
+    Pac(Bytes),
+    /// `/healthz`.
+    Health,
+    /// `/`: what this proxy is and how to use it.
+    Index {
+        pac_url: String,
+    },
+    NotFound {
+        path: String,
+    },
+    MethodNotAllowed,
+}
+
+/// Renders pages from the templates in `assets/pages`, built into the binary.
+pub struct Responder {
+    env: Environment<'static>,
+    via: String,
+}
+
+impl Responder {
+    pub fn new(via: String) -> Responder {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            // The templates are part of the binary and covered by tests; a broken one is a
+            // build defect, reported at the first page rather than by a panic.
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!(template = name, error = %e, "page template does not compile");
+            }
+        }
+        Responder { env, via }
+    }
+
+    /// The response for an exchange that failed.
+    pub fn error(&self, err: &ProxyError) -> Response<ProxyBody> {
+        let status = err.status();
+        let (heading, explanation, host, detail) = describe(err);
+        let html = self.render(
+            "error.html",
+            context! { heading, explanation, host, detail, status => status.as_u16(), via => &self.via },
+        );
+        let mut resp = html_response(status, html);
+        if matches!(err, ProxyError::ClientDenied(_) | ProxyError::Overloaded) {
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+
+    /// One of the proxy's own pages.
+    pub fn local(&self, page: LocalPage) -> Response<ProxyBody> {
+        match page {
+            LocalPage::Pac(pac) => {
+                let mut r = Response::new(ProxyBody::full(pac));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(crate::pac::CONTENT_TYPE),
+                );
+                r.headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+                r
+            }
+            LocalPage::Health => {
+                let mut r = Response::new(ProxyBody::full("ok\n"));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                r.headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            LocalPage::Index { pac_url } => {
+                let html = self.render("index.html", context! { pac_url, via => &self.via });
+                html_response(StatusCode::OK, html)
+            }
+            LocalPage::NotFound { path } => {
+                let html = self.render(
+                    "error.html",
+                    context! {
+                        heading => "Page not found",
+                        explanation => "This proxy has no page at that address.",
+                        detail => path,
+                        status => 404,
+                        via => &self.via,
+                    },
+                );
+                html_response(StatusCode::NOT_FOUND, html)
+            }
+            LocalPage::MethodNotAllowed => {
+                let mut r = html_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    self.render(
+                        "error.html",
+                        context! {
+                            heading => "Method not allowed",
+                            explanation => "The proxy's own pages can only be read (GET or HEAD).",
+                            status => 405,
+                            via => &self.via,
+                        },
+                    ),
+                );
+                r.headers_mut()
+                    .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                r
+            }
+        }
+    }
+
+    fn render<S: Serialize>(&self, name: &str, ctx: S) -> String {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .unwrap_or_else(|e| {
+                tracing::error!(template = name, error = %e, "page did not render");
+                "<!doctype html><title>Signpost</title><p>Signpost could not render this page.</p>"
+                    .to_string()
+            })
+    }
+}
+
+fn html_response(status: StatusCode, html: String) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(html));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Heading, explanation, host and detail for an error page.
+fn describe(err: &ProxyError) -> (&'static str, &'static str, Option<String>, Option<String>) {
+    match err {
+        ProxyError::BadTarget(e) => (
+            "The request could not be understood",
+            "The browser sent a request the proxy cannot forward.",
+            None,
+            Some(e.to_string()),
+        ),
+        ProxyError::PortNotAllowed(o) => (
+            "That port is not open through the proxy",
+            "Secure connections through this proxy are only allowed to the usual web ports.",
+            Some(o.to_string()),
+            Some(format!("port {} is not in proxy.connect_ports", o.port)),
+        ),
+        ProxyError::ClientDenied(ip) => (
+            "This proxy is not open to your address",
+            "Only devices on the organisation's network may use this proxy.",
+            None,
+            Some(format!("your address is {ip}")),
+        ),
+        ProxyError::Upstream { origin, error } => (
+            if err.status() == StatusCode::GATEWAY_TIMEOUT {
+                "The site took too long to answer"
+            } else {
+                "The site could not be reached"
+            },
+            "The proxy tried to reach the site for you and could not. It may be down, or \
+             its name may be wrong.",
+            Some(origin.host.to_string()),
+            Some(error.detail.clone()),
+        ),
+        ProxyError::Loop => (
+            "The request went round in a loop",
+            "The request was addressed back to this proxy.",
+            None,
+            None,
+        ),
+        ProxyError::Overloaded => (
+            "The proxy is busy",
+            "Too many connections are open right now. Please try again in a moment.",
+            None,
+            None,
+        ),
+    }
+}
+
+const TEMPLATES: [(&str, &str); 3] = [
+    ("layout.html", include_str!("../assets/pages/layout.html")),
+    ("error.html", include_str!("../assets/pages/error.html")),
+    ("index.html", include_str!("../assets/pages/index.html")),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::target::Origin;
+    use crate::proxy::upstream::{UpstreamError, UpstreamErrorKind};
+
+    async fn text(r: Response<ProxyBody>) -> String {
+        use http_body_util::BodyExt;
+        let b = r.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn error_pages_escape_what_they_show() {
+        let r = Responder::new("1.1 proxy".into());
+        let err = ProxyError::Upstream {
+            origin: Origin {
+                host: crate::net::Host::Name("example.org".into()),
+                port: 80,
+            },
+            error: UpstreamError {
+                kind: UpstreamErrorKind::Connect,
+                detail: "<script>alert(1)</script>".into(),
+            },
+        };
+        let resp = r.error(&err);
+        assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+        let html = text(resp).await;
+        assert!(html.contains("example.org"));
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<script>"));
+    }
+
+    #[tokio::test]
+    async fn timeouts_are_504() {
+        let r = Responder::new(String::new());
+        let err = ProxyError::Upstream {
+            origin: Origin {
+                host: crate::net::Host::Name("slow.example".into()),
+                port: 80,
+            },
+            error: UpstreamError::response_timeout(std::time::Duration::from_secs(3)),
+        };
+        let resp = r.error(&err);
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(text(resp).await.contains("took too long"));
+    }
+}
