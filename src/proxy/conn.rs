@@ -95,11 +95,13 @@ pub async fn serve(
     let limits = &shared.limits;
     let mut draining = false;
     loop {
-        let deadline = activity.deadline(limits.idle_timeout, limits.header_timeout);
-        let wake = deadline.map_or_else(
-            || tokio::time::Instant::now() + limits.idle_timeout,
-            |(at, _)| at,
-        );
+        // Bytes that start a request head do not wake this loop, so never sleep past one
+        // header timeout from now: a head that starts later is still caught in time.
+        let soonest = tokio::time::Instant::now() + limits.header_timeout.min(limits.idle_timeout);
+        let wake = match activity.deadline(limits.idle_timeout, limits.header_timeout) {
+            Some((at, _)) => at.min(soonest),
+            None => soonest,
+        };
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {

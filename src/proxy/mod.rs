@@ -165,7 +165,9 @@ impl Server {
             shared,
             permits,
         } = self;
-        tracing::info!(addr = ?listener.local_addr().ok(), pac = %shared.pac_url, "signpost is listening");
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, pac = %shared.pac_url, "signpost is listening");
+        }
         let mut backoff = Duration::from_millis(5);
         loop {
             let accepted = tokio::select! {

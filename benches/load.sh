@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+# Load benchmark: Signpost against Squid (and the bare origin), all on loopback.
+#
+# Starts a local nginx origin, Signpost, and (optionally) Squid, drives each proxy with wrk
+# using absolute-form requests, and prints a Markdown table of req/s, latency, CPU per
+# request and errors. Run with --help for the options.
+#
+# Everything it starts is stopped by the EXIT trap; every wait is bounded in time.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: benches/load.sh [--with-squid | --no-squid] [--no-build] [-h | --help]
+
+Benchmarks Signpost (and Squid, for comparison) as a forward proxy on 127.0.0.1 with wrk.
+A local nginx serves /1k (1024 bytes) and /1m (1 MiB); each proxy gets:
+  keep-alive   1 KiB GET, persistent client connections
+  conn-close   1 KiB GET, "Connection: close" (a new client connection per request)
+plus a keep-alive reference run straight against the origin. Each measured run follows an
+unreported 2 s warm-up.
+
+Options:
+  --with-squid   also benchmark Squid (default when `squid` is installed; installs it if not)
+  --no-squid     skip Squid
+  --no-build     use the existing target/release/signpost instead of `cargo build --release`
+  -h, --help     this text
+
+Environment:
+  DURATION=10       seconds per measured run
+  THREADS=2         wrk threads (-t)
+  CONNECTIONS=50    wrk connections (-c)
+  OUT=FILE          also write the report to FILE
+  KEEP_TMP=1        keep the temporary directory (configs, logs, raw wrk output)
+  ORIGIN_PORT=18080 SIGNPOST_PORT=18128 SQUID_PORT=18129
+                    first port tried for each; the next free one up to +99 is used
+
+Missing Debian packages (wrk, nginx-light, curl, squid) are installed with apt-get.
+EOF
+}
+
+# ---------------------------------------------------------------------------------------
+# Arguments and settings
+# ---------------------------------------------------------------------------------------
+WITH_SQUID=auto
+BUILD=1
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --with-squid) WITH_SQUID=yes ;;
+        --no-squid) WITH_SQUID=no ;;
+        --no-build) BUILD=0 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "load.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+DURATION=${DURATION:-10}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-50}
+WARMUP=2
+for v in DURATION THREADS CONNECTIONS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "load.sh: $v must be a positive integer" >&2; exit 2; }
+done
+
+# Run from the repository root whatever the caller's directory is.
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SIGNPOST_BIN=$ROOT/target/release/signpost
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'load.sh: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------
+# Tools: install what is missing (apt-get update only when something must be installed)
+# ---------------------------------------------------------------------------------------
+if [[ $WITH_SQUID == auto ]]; then
+    if command -v squid >/dev/null 2>&1 || [[ -x /usr/sbin/squid ]]; then WITH_SQUID=yes; else WITH_SQUID=no; fi
+fi
+# Debian puts nginx and squid in /usr/sbin, which a non-login root shell may lack.
+export PATH=$PATH:/usr/sbin:/sbin
+[[ -d $HOME/.cargo/bin ]] && export PATH=$PATH:$HOME/.cargo/bin
+
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [[ $WITH_SQUID == yes ]] && ! command -v squid >/dev/null 2>&1; then need+=(squid); fi
+if [[ ${#need[@]} -gt 0 ]]; then
+    log "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# ---------------------------------------------------------------------------------------
+# Cleanup: stop exactly the processes this script started, by PID, then remove the tmpdir
+# ---------------------------------------------------------------------------------------
+TMP=$(mktemp -d -t signpost-load.XXXXXX)
+PIDS=()
+cleanup() {
+    local rc=$? pid i
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    # Squid and nginx exit within a second of SIGTERM here (shutdown_lifetime 0); Signpost
+    # has nothing in flight. Give them 5 s, then SIGKILL whatever is left.
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ $rc -ne 0 ]]; then
+        echo "load.sh: failed (exit $rc); logs:" >&2
+        for f in "$TMP"/signpost.log "$TMP"/nginx/error.log "$TMP"/squid/cache.log; do
+            [[ -s $f ]] && { echo "--- $f (last 20 lines)" >&2; tail -n 20 "$f" >&2; }
+        done
+    fi
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then
+        echo "load.sh: kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+# Ctrl-C or a kill: leave through the EXIT trap so everything is stopped.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Nginx workers (nobody) and Squid (proxy) must be able to traverse the directory.
+chmod 755 "$TMP"
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pick_port VAR BASE: set VAR to the first port from BASE to BASE+99 that nothing listens
+# on and that we have not picked already (not in $(...): TAKEN must persist).
+TAKEN=" "
+pick_port() {
+    local p
+    for ((p = $2; p < $2 + 100; p++)); do
+        if [[ $TAKEN != *" $p "* ]] && ! port_busy "$p"; then
+            TAKEN+="$p "
+            printf -v "$1" '%s' "$p"
+            return 0
+        fi
+    done
+    die "no free port in $2..$(($2 + 99))"
+}
+
+# wait_until TRIES DESCRIPTION PID COMMAND...: poll COMMAND every 0.1 s, at most TRIES times;
+# fail early if PID (the server being waited for) has died.
+wait_until() {
+    local tries=$1 what=$2 pid=$3 i
+    shift 3
+    for ((i = 0; i < tries; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || die "$what exited during startup"
+        sleep 0.1
+    done
+    die "$what not ready after $((tries / 10)) s"
+}
+
+pick_port ORIGIN_PORT "${ORIGIN_PORT:-18080}"
+pick_port SIGNPOST_PORT "${SIGNPOST_PORT:-18128}"
+pick_port SQUID_PORT "${SQUID_PORT:-18129}"
+ORIGIN=http://127.0.0.1:$ORIGIN_PORT
+
+# ---------------------------------------------------------------------------------------
+# 1. Build
+# ---------------------------------------------------------------------------------------
+if [[ $BUILD == 1 ]]; then
+    log "cargo build --release"
+    cargo build --release --quiet
+fi
+[[ -x $SIGNPOST_BIN ]] || die "$SIGNPOST_BIN missing (build it, or drop --no-build)"
+
+# ---------------------------------------------------------------------------------------
+# 2. Origin: nginx with a throwaway config, static files, no access log
+# ---------------------------------------------------------------------------------------
+mkdir -p "$TMP/www" "$TMP/nginx/tmp"
+head -c 1024 /dev/zero | tr '\0' 'a' >"$TMP/www/1k"
+head -c $((1024 * 1024)) /dev/urandom >"$TMP/www/1m"
+chmod -R a+rX "$TMP/www"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+# One worker: the proxy under test and wrk share the same (few) cores.
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    default_type application/octet-stream;
+    client_body_temp_path $TMP/nginx/tmp;
+    sendfile on;
+    tcp_nopush on;
+    # The proxies keep pooled connections to the origin; let the origin keep them too, so
+    # we measure the proxies and not nginx's default recycling every 1000 requests.
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    server {
+        listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
+        root $TMP/www;
+    }
+}
+EOF
+nginx -t -q -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
+log "origin: nginx on 127.0.0.1:$ORIGIN_PORT"
+nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>>"$TMP/nginx/error.log" &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+wait_until 100 nginx "$NGINX_PID" curl -sf -o /dev/null "$ORIGIN/1k"
+
+# ---------------------------------------------------------------------------------------
+# 3. Signpost
+# ---------------------------------------------------------------------------------------
+cat >"$TMP/signpost.toml" <<EOF
+[proxy]
+listen = "127.0.0.1:$SIGNPOST_PORT"
+allow_clients = ["127.0.0.0/8"]
+EOF
+"$SIGNPOST_BIN" check -c "$TMP/signpost.toml" >/dev/null
+log "signpost on 127.0.0.1:$SIGNPOST_PORT"
+# RUST_LOG=warn: no per-request logging, but warnings and errors land in the log we report.
+RUST_LOG=warn "$SIGNPOST_BIN" run -c "$TMP/signpost.toml" 2>"$TMP/signpost.log" &
+SIGNPOST_PID=$!
+PIDS+=("$SIGNPOST_PID")
+wait_until 100 signpost "$SIGNPOST_PID" curl -sf -o /dev/null "http://127.0.0.1:$SIGNPOST_PORT/healthz"
+
+# ---------------------------------------------------------------------------------------
+# 4. Squid (optional): no cache, access log on, one process
+# ---------------------------------------------------------------------------------------
+SQUID_PID=
+if [[ $WITH_SQUID == yes ]]; then
+    S=$TMP/squid
+    mkdir -p "$S"
+    cat >"$S/squid.conf" <<EOF
+http_port 127.0.0.1:$SQUID_PORT
+acl localnet src 127.0.0.0/8
+http_access allow localnet
+http_access deny all
+# A pure forwarding proxy, like Signpost: nothing is cached.
+cache deny all
+cache_mem 0 MB
+# Access log ON, as in the comparison we quote (Signpost logs at warn only here).
+access_log stdio:$S/access.log
+cache_log $S/cache.log
+pid_filename $S/squid.pid
+coredump_dir $S
+cache_effective_user proxy
+shutdown_lifetime 0 seconds
+workers 1
+# Keep Squid from touching system paths or starting helpers we do not measure.
+visible_hostname signpost-bench
+pinger_enable off
+netdb_filename none
+logfile_rotate 0
+EOF
+    # The log files are opened after Squid drops to user proxy.
+    chown -R proxy:proxy "$S"
+    squid -k parse -f "$S/squid.conf" >"$S/parse.log" 2>&1 ||
+        { cat "$S/parse.log" >&2; die "squid.conf rejected"; }
+    log "squid $(squid -v | awk 'NR == 1 { print $4 }') on 127.0.0.1:$SQUID_PORT"
+    # -N: foreground, a single process (no master/kid), so its PID is the one to measure.
+    squid -N -f "$S/squid.conf" >>"$S/stdout.log" 2>&1 &
+    SQUID_PID=$!
+    PIDS+=("$SQUID_PID")
+    wait_until 200 squid "$SQUID_PID" \
+        curl -sf -o /dev/null -x "http://127.0.0.1:$SQUID_PORT" "$ORIGIN/1k"
+fi
+
+# ---------------------------------------------------------------------------------------
+# Sanity: each proxy returns both files intact (a benchmark of wrong answers is worthless)
+# ---------------------------------------------------------------------------------------
+check_proxy() { # NAME PORT
+    local f got
+    for f in 1k 1m; do
+        got=$(curl -sf -x "http://127.0.0.1:$2" "$ORIGIN/$f" | cksum) || die "$1: GET /$f failed"
+        [[ $got == "$(cksum <"$TMP/www/$f")" ]] || die "$1: /$f came back altered"
+    done
+}
+check_proxy signpost "$SIGNPOST_PORT"
+[[ -n $SQUID_PID ]] && check_proxy squid "$SQUID_PORT"
+
+# ---------------------------------------------------------------------------------------
+# wrk scripts. wrk cannot use a proxy, so it connects to the proxy and the Lua script
+# replaces the request target with the origin's absolute URL (absolute-form, as browsers
+# send to a proxy). Setting wrk.path/wrk.headers at top level keeps the request static:
+# wrk builds it once instead of calling Lua per request, so wrk spends less of the shared
+# CPU than with a `request` function.
+# ---------------------------------------------------------------------------------------
+cat >"$TMP/keepalive.lua" <<EOF
+wrk.path = "$ORIGIN/1k"
+wrk.headers["Host"] = "127.0.0.1:$ORIGIN_PORT"
+EOF
+cat >"$TMP/close.lua" <<EOF
+wrk.path = "$ORIGIN/1k"
+wrk.headers["Host"] = "127.0.0.1:$ORIGIN_PORT"
+wrk.headers["Connection"] = "close"
+EOF
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# utime+stime of PID in clock ticks (fields 14 and 15 of /proc/PID/stat; all threads).
+# The comm field may contain spaces, so count fields after its closing parenthesis.
+cpu_ticks() {
+    local stat
+    stat=$(<"/proc/$1/stat") || die "process $1 is gone"
+    stat=${stat##*) }
+    awk '{ print $12 + $13 }' <<<"$stat"
+}
+
+# Peak resident set size of PID, in KiB.
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+# wrk prints latencies as 850.00us, 1.23ms, 1.02s or 2.00m; convert to milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v == "") { print "n/a"; exit }
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.2f", n
+    }'
+}
+
+# Result rows, one per line: proxy|test|req/s|p50 ms|p99 ms|cpu us/req|requests|errors
+ROWS=()
+declare -A RPS CPU RSS
+
+# run_test PROXY TEST URL PID [LUA]: warm up, then measure one wrk run. PID is the process
+# whose CPU is counted (empty for the direct reference run).
+run_test() {
+    local proxy=$1 test=$2 url=$3 pid=$4 lua=${5:-} args out c0 c1 cpu
+    args=(-t"$THREADS" -c"$CONNECTIONS" --latency)
+    [[ -n $lua ]] && args+=(-s "$lua")
+    out=$TMP/wrk-$proxy-$test.txt
+
+    log "$proxy $test: warm-up ${WARMUP}s, then ${DURATION}s"
+    # wrk stops itself after -d; `timeout` only guards against a wedged run.
+    timeout $((WARMUP + 30)) wrk "${args[@]}" -d"${WARMUP}s" "$url" >/dev/null
+    [[ -n $pid ]] && c0=$(cpu_ticks "$pid")
+    timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" "$url" >"$out"
+    [[ -n $pid ]] && c1=$(cpu_ticks "$pid")
+
+    local rps total p50 p99 sock non2xx errors
+    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+    total=$(awk '/ requests in / { print $1 }' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    # "Socket errors: connect 0, read 0, write 0, timeout 0" (only printed when non-zero)
+    sock=$(awk -F'[:,]' '/Socket errors:/ {
+        for (i = 2; i <= NF; i++) { split($i, kv, " "); if (kv[2] > 0) s = s kv[1] "=" kv[2] " " }
+        } END { print s }' "$out")
+    # Counts responses with status >= 400 (wrk's "Non-2xx or 3xx").
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    errors=0
+    if [[ -n $sock || -n $non2xx ]]; then
+        errors="⚠ ${non2xx:+status>=400: $non2xx }${sock:+socket: $sock}"
+        errors=${errors% }
+    fi
+    [[ -n $rps && -n $total ]] || { cat "$out" >&2; die "could not parse wrk output"; }
+
+    cpu=n/a
+    if [[ -n $pid && $total -gt 0 ]]; then
+        cpu=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$total" \
+            'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
+    fi
+    RPS[$proxy/$test]=$rps
+    CPU[$proxy/$test]=$cpu
+    ROWS+=("$proxy|$test|$rps|$p50|$p99|$cpu|$total|$errors")
+}
+
+# ---------------------------------------------------------------------------------------
+# 5. and 6. The runs
+# ---------------------------------------------------------------------------------------
+bench_proxy() { # NAME PORT PID
+    run_test "$1" keep-alive "http://127.0.0.1:$2" "$3" "$TMP/keepalive.lua"
+    run_test "$1" conn-close "http://127.0.0.1:$2" "$3" "$TMP/close.lua"
+    kill -0 "$3" 2>/dev/null || die "$1 died during the benchmark"
+    RSS[$1]=$(peak_rss_kib "$3")
+}
+bench_proxy signpost "$SIGNPOST_PORT" "$SIGNPOST_PID"
+[[ -n $SQUID_PID ]] && bench_proxy squid "$SQUID_PORT" "$SQUID_PID"
+run_test direct keep-alive "$ORIGIN/1k" ""
+
+# ---------------------------------------------------------------------------------------
+# 7. Report
+# ---------------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+
+report() {
+    echo "## Signpost load benchmark"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
+        "$(nproc) CPUs, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s (after a ${WARMUP}s warm-up)," \
+        "1 KiB GET from nginx on loopback."
+    [[ -n $SQUID_PID ]] && echo "Squid $(squid -v | awk 'NR == 1 { print $4 }'): no cache, access log on, workers 1. Signpost: RUST_LOG=warn."
+    echo
+    echo "| proxy | test | req/s | p50 ms | p99 ms | CPU µs/req | requests | errors |"
+    echo "|---|---|---:|---:|---:|---:|---:|---|"
+    local r
+    for r in "${ROWS[@]}"; do
+        IFS='|' read -r p t rps p50 p99 cpu total errors <<<"$r"
+        echo "| $p | $t | $rps | $p50 | $p99 | $cpu | $total | $errors |"
+    done
+    echo
+    if [[ -n $SQUID_PID ]]; then
+        for t in keep-alive conn-close; do
+            echo "- signpost/squid req/s, $t: $(ratio "${RPS[signpost/$t]}" "${RPS[squid/$t]}")"
+        done
+        for t in keep-alive conn-close; do
+            echo "- signpost/squid CPU per request, $t: $(ratio "${CPU[signpost/$t]}" "${CPU[squid/$t]}") (lower is better)"
+        done
+    fi
+    for p in signpost squid; do
+        [[ -n ${RSS[$p]:-} ]] && echo "- peak RSS (VmHWM), $p: $(mib "${RSS[$p]}")"
+    done
+    local warnings
+    warnings=$(grep -c . "$TMP/signpost.log" || true)
+    echo "- Signpost log lines at warn or above during the run: $warnings"
+    if [[ $warnings -gt 0 ]]; then
+        echo
+        echo '```'
+        # The same message repeated thousands of times says no more than a few copies.
+        sed -E 's/^[^ ]+ +//' "$TMP/signpost.log" | sort | uniq -c | sort -rn | head -n 10
+        echo '```'
+    fi
+    # CPU is counted from /proc in ticks of 1/$CLK_TCK s, so short runs are coarse.
+}
+
+echo
+report | tee "${OUT:-/dev/null}"

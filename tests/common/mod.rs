@@ -1,0 +1,344 @@
+//! Real servers on 127.0.0.1:0 for the integration tests: plain and TLS origins, and the
+//! proxy itself, started in-process. Clients are real sockets.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use signpost::config::{Config, Listen};
+use signpost::proxy::Server;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+pub type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// What the origin saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub peer: SocketAddr,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A test origin server. Routes:
+/// - `/hello`: a short text body;
+/// - `/echo`: streams the request body back;
+/// - `/gated`: sends one chunk, then waits for `release` before the rest;
+/// - `/count-upload`: reports the first upload chunk on `upload_started`, answers with the total size;
+/// - `/big?N`: N bytes, streamed in 64 KiB chunks;
+/// - `/ws`: a WebSocket-style upgrade that echoes bytes;
+/// - `/hang`: never answers.
+#[derive(Clone)]
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub release: Arc<Notify>,
+    pub upload_started: Arc<tokio::sync::Mutex<mpsc::Receiver<u64>>>,
+}
+
+impl Origin {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+struct OriginState {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    release: Arc<Notify>,
+    upload_tx: mpsc::Sender<u64>,
+}
+
+/// Starts a plain HTTP origin.
+pub async fn origin() -> Origin {
+    start_origin(None).await
+}
+
+/// Starts a TLS origin with a self-signed certificate for `localhost` and 127.0.0.1;
+/// returns it and the certificate (DER) a client should trust.
+pub async fn tls_origin() -> (Origin, rustls::pki_types::CertificateDer<'static>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let der = cert.der().clone();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![der.clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let origin = start_origin(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await;
+    (origin, der)
+}
+
+async fn start_origin(tls: Option<tokio_rustls::TlsAcceptor>) -> Origin {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (upload_tx, upload_rx) = mpsc::channel(16);
+    let origin = Origin {
+        addr,
+        seen: Arc::default(),
+        release: Arc::new(Notify::new()),
+        upload_started: Arc::new(tokio::sync::Mutex::new(upload_rx)),
+    };
+    let state = Arc::new(OriginState {
+        seen: origin.seen.clone(),
+        release: origin.release.clone(),
+        upload_tx,
+    });
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                return;
+            };
+            let state = state.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| route(state.clone(), peer, req));
+                let builder = http1::Builder::new();
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(s) = acceptor.accept(stream).await {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(s), svc)
+                                .with_upgrades()
+                                .await;
+                        }
+                    }
+                    None => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .with_upgrades()
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    origin
+}
+
+fn full(b: impl Into<Bytes>) -> TestBody {
+    Full::new(b.into()).boxed()
+}
+
+async fn route(
+    state: Arc<OriginState>,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<TestBody>, Infallible> {
+    state.seen.lock().unwrap().push(Seen {
+        method: req.method().to_string(),
+        target: req.uri().to_string(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+        peer,
+    });
+    let path = req.uri().path().to_string();
+    let resp = match path.as_str() {
+        "/hello" => {
+            let mut r = Response::new(full("hello from origin"));
+            r.headers_mut()
+                .insert("connection", "keep-alive, x-origin-private".parse().unwrap());
+            r.headers_mut()
+                .insert("x-origin-private", "secret".parse().unwrap());
+            r.headers_mut()
+                .insert("keep-alive", "timeout=5".parse().unwrap());
+            r
+        }
+        "/echo" => Response::new(req.into_body().map_err(|_| unreachable_err()).boxed()),
+        "/gated" => {
+            let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(1);
+            let release = state.release.clone();
+            tokio::spawn(async move {
+                let _ = tx.send_data(Bytes::from_static(b"first chunk;")).await;
+                release.notified().await;
+                let _ = tx.send_data(Bytes::from_static(b"second chunk")).await;
+            });
+            Response::new(body.boxed())
+        }
+        "/count-upload" => {
+            let mut body = req.into_body();
+            let mut total = 0u64;
+            let mut reported = false;
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else { break };
+                if let Some(d) = frame.data_ref() {
+                    total += d.len() as u64;
+                    if !reported {
+                        reported = true;
+                        let _ = state.upload_tx.send(total).await;
+                    }
+                }
+            }
+            Response::new(full(total.to_string()))
+        }
+        "/big" => {
+            let n: usize = req.uri().query().and_then(|q| q.parse().ok()).unwrap_or(0);
+            let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(4);
+            tokio::spawn(async move {
+                let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+                let mut left = n;
+                while left > 0 {
+                    let take = left.min(chunk.len());
+                    if tx.send_data(chunk.slice(..take)).await.is_err() {
+                        return;
+                    }
+                    left -= take;
+                }
+            });
+            let mut r = Response::new(body.boxed());
+            r.headers_mut()
+                .insert("content-length", n.to_string().parse().unwrap());
+            r
+        }
+        "/ws" => {
+            let on_upgrade = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                if let Ok(up) = on_upgrade.await {
+                    let mut io = TokioIo::new(up);
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = io.read(&mut buf).await {
+                        if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+            let mut r = Response::new(full(Bytes::new()));
+            *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            r.headers_mut().insert("upgrade", "websocket".parse().unwrap());
+            r.headers_mut().insert("connection", "upgrade".parse().unwrap());
+            r
+        }
+        "/hang" => std::future::pending::<Response<TestBody>>().await,
+        _ => {
+            let mut r = Response::new(full("not found"));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            r
+        }
+    };
+    Ok(resp)
+}
+
+fn unreachable_err() -> Infallible {
+    panic!("the test origin's echo body failed")
+}
+
+/// The proxy, running in-process on 127.0.0.1:0.
+pub struct TestProxy {
+    pub addr: SocketAddr,
+    pub stop: CancellationToken,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+/// A config that listens on an ephemeral loopback port; tests adjust the rest.
+pub fn config() -> Config {
+    let mut c = Config::default();
+    c.proxy.listen = Listen("127.0.0.1:0".parse().unwrap());
+    c
+}
+
+pub async fn proxy(config: Config) -> TestProxy {
+    let server = Server::bind(&config).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let done = tokio::spawn(server.run(stop.clone()));
+    TestProxy { addr, stop, done }
+}
+
+/// An HTTP/1.1 client connection to the proxy.
+pub async fn client(
+    proxy: SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<TestBody> {
+    let stream = TcpStream::connect(proxy).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn.with_upgrades());
+    send
+}
+
+pub fn get(url: &str) -> Request<TestBody> {
+    Request::get(url).body(full(Bytes::new())).unwrap()
+}
+
+pub async fn body_text(resp: Response<Incoming>) -> String {
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Sends raw bytes and reads until the proxy closes the connection (bounded).
+pub async fn raw_exchange(proxy: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(request).await.unwrap();
+    read_until_close(&mut s).await
+}
+
+/// Reads everything until EOF; fails the test if the peer does not close within 10 s.
+pub async fn read_until_close(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    match read {
+        Ok(_) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => panic!(
+            "the proxy did not close the connection; got so far: {}",
+            String::from_utf8_lossy(&out)
+        ),
+    }
+}
+
+/// Reads one response head (up to the blank line) from a raw stream.
+pub async fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte))
+            .await
+            .expect("response head within 10 s")
+            .unwrap();
+        assert!(n > 0, "connection closed mid-head: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A loopback port with nothing listening on it.
+pub async fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
