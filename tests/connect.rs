@@ -42,13 +42,14 @@ async fn connect_tunnel_carries_real_tls_to_the_origin() {
         .await
         .unwrap();
     tokio::spawn(conn);
-    let resp = send
-        .send_request(get("/hello").map(|b| b))
-        .await
-        .unwrap();
+    let resp = send.send_request(get("/hello").map(|b| b)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(body_text(resp).await, "hello from origin");
-    assert_eq!(origin.seen().len(), 1, "the origin served the request over TLS");
+    assert_eq!(
+        origin.seen().len(),
+        1,
+        "the origin served the request over TLS"
+    );
 }
 
 #[tokio::test]

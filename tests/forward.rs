@@ -38,7 +38,10 @@ async fn get_drops_hop_by_hop_headers_and_adds_via() {
     // the origin's own hop-by-hop headers stop at the proxy too
     assert!(resp.headers().get("x-origin-private").is_none());
     assert!(resp.headers().get("keep-alive").is_none());
-    assert!(resp.headers()["via"].to_str().unwrap().contains("(signpost)"));
+    assert!(resp.headers()["via"]
+        .to_str()
+        .unwrap()
+        .contains("(signpost)"));
     assert_eq!(body_text(resp).await, "hello from origin");
 
     let seen = &origin.seen()[0];
@@ -85,7 +88,8 @@ async fn upload_is_streamed_not_buffered() {
     let origin = origin().await;
     let p = proxy(config()).await;
     let mut c = client(p.addr).await;
-    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(4);
+    let (mut tx, body) =
+        http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(4);
     let req = Request::post(origin.url("/count-upload"))
         .body(body.boxed())
         .unwrap();
@@ -94,10 +98,9 @@ async fn upload_is_streamed_not_buffered() {
     let chunk = Bytes::from(vec![7u8; 1 << 20]);
     tx.send_data(chunk.clone()).await.unwrap();
     // The origin reports its first bytes while the client still holds the rest back.
-    let first = tokio::time::timeout(
-        Duration::from_secs(10),
-        async { origin.upload_started.lock().await.recv().await },
-    )
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        origin.upload_started.lock().await.recv().await
+    })
     .await
     .expect("the origin must see the upload start before it ends: the proxy buffers")
     .unwrap();
@@ -166,7 +169,10 @@ async fn websocket_upgrade_is_relayed() {
     s.write_all(req.as_bytes()).await.unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
     s.write_all(b"ping through the proxy").await.unwrap();
     let mut buf = vec![0u8; 22];
     tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut buf))
@@ -202,8 +208,11 @@ async fn hosts_file_is_consulted_before_dns() {
     let origin = origin().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hosts");
-    std::fs::write(&file, "# test\n127.0.0.1   intranet.example.org intranet\nnot an entry\n")
-        .unwrap();
+    std::fs::write(
+        &file,
+        "# test\n127.0.0.1   intranet.example.org intranet\nnot an entry\n",
+    )
+    .unwrap();
     let mut cfg = config();
     cfg.upstream.hosts_file = Some(file);
     let p = proxy(cfg).await;

@@ -29,7 +29,10 @@ async fn a_client_outside_allow_clients_gets_403_and_nothing_is_forwarded() {
     outsider.write_all(req.as_bytes()).await.unwrap();
     let reply = read_until_close(&mut outsider).await;
     assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
-    assert!(reply.contains("127.0.0.2"), "the page says which address was refused");
+    assert!(
+        reply.contains("127.0.0.2"),
+        "the page says which address was refused"
+    );
     assert!(origin.seen().is_empty(), "nothing was forwarded");
 
     // an allowed client on the same proxy is served
@@ -66,7 +69,10 @@ async fn user_info_in_the_target_is_400() {
     )
     .await;
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
-    assert!(!reply.contains("secret"), "the page never repeats a password");
+    assert!(
+        !reply.contains("secret"),
+        "the page never repeats a password"
+    );
 }
 
 #[tokio::test]
@@ -82,7 +88,11 @@ async fn oversized_headers_are_431() {
         origin.addr
     );
     let reply = raw_exchange(p.addr, req.as_bytes()).await;
-    assert!(reply.starts_with("HTTP/1.1 431"), "{}", &reply[..reply.len().min(200)]);
+    assert!(
+        reply.starts_with("HTTP/1.1 431"),
+        "{}",
+        &reply[..reply.len().min(200)]
+    );
     assert!(origin.seen().is_empty());
 
     // just under the limit still passes
@@ -104,7 +114,10 @@ async fn connections_beyond_max_connections_get_503_and_existing_ones_carry_on()
     let p = proxy(cfg).await;
 
     let mut first = client(p.addr).await;
-    let resp = first.send_request(get(&origin.url("/hello"))).await.unwrap();
+    let resp = first
+        .send_request(get(&origin.url("/hello")))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     body_text(resp).await;
 
@@ -117,9 +130,16 @@ async fn connections_beyond_max_connections_get_503_and_existing_ones_carry_on()
     assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
 
     first.ready().await.unwrap();
-    let resp = first.send_request(get(&origin.url("/hello"))).await.unwrap();
+    let resp = first
+        .send_request(get(&origin.url("/hello")))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(origin.seen().len(), 2, "the refused connection reached nothing");
+    assert_eq!(
+        origin.seen().len(),
+        2,
+        "the refused connection reached nothing"
+    );
 }
 
 #[tokio::test(start_paused = true)]

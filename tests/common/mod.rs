@@ -172,8 +172,10 @@ async fn route(
     let resp = match path.as_str() {
         "/hello" => {
             let mut r = Response::new(full("hello from origin"));
-            r.headers_mut()
-                .insert("connection", "keep-alive, x-origin-private".parse().unwrap());
+            r.headers_mut().insert(
+                "connection",
+                "keep-alive, x-origin-private".parse().unwrap(),
+            );
             r.headers_mut()
                 .insert("x-origin-private", "secret".parse().unwrap());
             r.headers_mut()
@@ -241,8 +243,10 @@ async fn route(
             });
             let mut r = Response::new(full(Bytes::new()));
             *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            r.headers_mut().insert("upgrade", "websocket".parse().unwrap());
-            r.headers_mut().insert("connection", "upgrade".parse().unwrap());
+            r.headers_mut()
+                .insert("upgrade", "websocket".parse().unwrap());
+            r.headers_mut()
+                .insert("connection", "upgrade".parse().unwrap());
             r
         }
         "/hang" => std::future::pending::<Response<TestBody>>().await,
@@ -282,9 +286,7 @@ pub async fn proxy(config: Config) -> TestProxy {
 }
 
 /// An HTTP/1.1 client connection to the proxy.
-pub async fn client(
-    proxy: SocketAddr,
-) -> hyper::client::conn::http1::SendRequest<TestBody> {
+pub async fn client(proxy: SocketAddr) -> hyper::client::conn::http1::SendRequest<TestBody> {
     let stream = TcpStream::connect(proxy).await.unwrap();
     let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -331,7 +333,11 @@ pub async fn read_head(s: &mut TcpStream) -> String {
             .await
             .expect("response head within 10 s")
             .unwrap();
-        assert!(n > 0, "connection closed mid-head: {}", String::from_utf8_lossy(&head));
+        assert!(
+            n > 0,
+            "connection closed mid-head: {}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(byte[0]);
     }
     String::from_utf8_lossy(&head).into_owned()
