@@ -114,8 +114,8 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if [[ $rc -ne 0 ]]; then
-        echo "load.sh: failed (exit $rc); logs:" >&2
-        for f in "$TMP"/signpost.log "$TMP"/nginx/error.log "$TMP"/squid/cache.log; do
+        echo "load.sh: failed (exit $rc)" >&2
+        for f in "$TMP"/signpost.log "$TMP"/nginx/{error,stderr}.log "$TMP"/squid/{parse,cache}.log; do
             [[ -s $f ]] && { echo "--- $f (last 20 lines)" >&2; tail -n 20 "$f" >&2; }
         done
     fi
@@ -127,7 +127,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-# Ctrl-C or a kill: leave through the EXIT trap so everything is stopped.
+# Ctrl-C or a kill: leave through the EXIT trap so everything is stopped. Bash runs the trap
+# once the current foreground command (at worst one wrk run) has returned.
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -212,7 +213,7 @@ http {
 EOF
 nginx -t -q -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
 log "origin: nginx on 127.0.0.1:$ORIGIN_PORT"
-nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>>"$TMP/nginx/error.log" &
+nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr.log" &
 NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 wait_until 100 nginx "$NGINX_PID" curl -sf -o /dev/null "$ORIGIN/1k"
@@ -316,7 +317,8 @@ cpu_ticks() {
     awk '{ print $12 + $13 }' <<<"$stat"
 }
 
-# Peak resident set size of PID, in KiB.
+# Peak resident set size of PID, in KiB. (Squid's own "Maximum Resident Size" line in
+# cache.log reads 4x higher: it scales ru_maxrss, already in KiB on Linux, by the page size.)
 peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 # wrk prints latencies as 850.00us, 1.23ms, 1.02s or 2.00m; convert to milliseconds.

@@ -19,5 +19,7 @@
 pub mod config;
 pub mod net;
 pub mod pac;
+pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod respond;

@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use signpost::config::{self, Config};
+use signpost::net::Host;
+use signpost::policy::{self, Policy};
 use signpost::proxy::{upstream, Server};
+use signpost::reload::Reloader;
 
 #[derive(Parser)]
 #[command(
@@ -36,10 +39,29 @@ enum Command {
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
-    /// Validate a configuration file; exits 1 and prints file:line:column errors.
+    /// Validate a configuration file and its lists; exits 1 and prints file:line:column errors.
     Check {
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+    },
+    /// Show which category, rule and action a URL gets, and why.
+    Explain {
+        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// The URL, e.g. https://www.ning.com/ (https:// is judged as a CONNECT tunnel).
+        url: String,
+        /// The client address.
+        #[arg(long, default_value = "127.0.0.1")]
+        client: std::net::IpAddr,
+        /// The user name, when proxy authentication is on.
+        #[arg(long)]
+        user: Option<String>,
+        /// The instant to judge at (RFC 3339), for schedules; now by default.
+        #[arg(long)]
+        at: Option<jiff::Timestamp>,
+        /// The request method.
+        #[arg(long, default_value = "GET")]
+        method: String,
     },
 }
 
@@ -52,6 +74,14 @@ fn main() -> ExitCode {
     match command {
         Command::Run { config } => run(config),
         Command::Check { config } => check(config),
+        Command::Explain {
+            config,
+            url,
+            client,
+            user,
+            at,
+            method,
+        } => explain(config, &url, client, user.as_deref(), at, &method),
     }
 }
 
@@ -81,7 +111,93 @@ fn check(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    println!("{}: OK", path.display());
+    let policy = match Policy::compile(&config) {
+        Ok(p) => p,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for report in &policy.list_reports {
+        println!(
+            "{}: {} entries, {} lines skipped",
+            report.file.display(),
+            report.entries,
+            report.skipped
+        );
+        for bad in &report.first_bad {
+            println!(
+                "  {}:{}: skipped: {}",
+                bad.file.display(),
+                bad.line,
+                bad.why
+            );
+        }
+    }
+    let (hosts, urls) = policy.entry_counts();
+    println!(
+        "{}: OK ({} categories, {} host entries, {} URL entries, {} rules)",
+        path.display(),
+        policy.categories.len(),
+        hosts,
+        urls,
+        policy.rules.len()
+    );
+    ExitCode::SUCCESS
+}
+
+fn explain(
+    path: PathBuf,
+    url: &str,
+    client: std::net::IpAddr,
+    user: Option<&str>,
+    at: Option<jiff::Timestamp>,
+    method: &str,
+) -> ExitCode {
+    let policy = match Config::load(&path).and_then(|c| Policy::compile(&c)) {
+        Ok(p) => p,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("`{url}` is not a URL: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(host) = uri.host().and_then(|h| Host::parse(h).ok()) else {
+        eprintln!("`{url}` has no valid host; write it like https://www.example.org/");
+        return ExitCode::FAILURE;
+    };
+    // The path of an https:// URL is hidden inside the tunnel, unless it is intercepted.
+    let tunnel = uri.scheme_str() == Some("https");
+    let method = if tunnel {
+        http::Method::CONNECT
+    } else {
+        match http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()) {
+            Ok(m) => m,
+            Err(_) => {
+                eprintln!("`{method}` is not an HTTP method");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let request = policy::Request {
+        host: &host,
+        path: (!tunnel).then(|| uri.path()),
+        method: &method,
+        client,
+        user,
+    };
+    let at = at.unwrap_or_else(jiff::Timestamp::now);
+    let explanation = policy::explain(&policy, &request, at);
+    print!("{}", explanation.render(&policy, &request, url));
+    if tunnel {
+        println!("(https: judged by host only, as a CONNECT tunnel; the path is not visible)");
+    }
     ExitCode::SUCCESS
 }
 
@@ -110,6 +226,8 @@ fn run(path: PathBuf) -> ExitCode {
         };
         let stop = CancellationToken::new();
         tokio::spawn(stop_on_signal(stop.clone()));
+        let reloader = Reloader::new(path.clone(), server.policy());
+        tokio::spawn(reloader.run(stop.clone(), true));
         server.run(stop).await;
         tracing::info!("signpost stopped");
         ExitCode::SUCCESS

@@ -30,14 +30,32 @@ pub enum LocalPage {
     MethodNotAllowed,
 }
 
+/// What a block page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    pub url: String,
+    pub category_title: Option<String>,
+    /// The rule's own message.
+    pub message: Option<String>,
+}
+
+/// Who runs the proxy, for its pages.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Organisation {
+    pub name: Option<String>,
+    pub acceptable_use_url: Option<String>,
+    pub contact: Option<String>,
+}
+
 /// Renders pages from the templates in `assets/pages`, built into the binary.
 pub struct Responder {
     env: Environment<'static>,
     via: String,
+    organisation: Organisation,
 }
 
 impl Responder {
-    pub fn new(via: String) -> Responder {
+    pub fn new(via: String, organisation: Organisation) -> Responder {
         let mut env = Environment::new();
         for (name, source) in TEMPLATES {
             // The templates are part of the binary and covered by tests; a broken one is a
@@ -46,7 +64,30 @@ impl Responder {
                 tracing::error!(template = name, error = %e, "page template does not compile");
             }
         }
-        Responder { env, via }
+        Responder {
+            env,
+            via,
+            organisation,
+        }
+    }
+
+    /// The page for a request a rule blocks (403).
+    pub fn blocked(&self, page: Blocked) -> Response<ProxyBody> {
+        let url = shorten_url(&page.url, 120);
+        let html = self.render(
+            "blocked.html",
+            context! {
+                url,
+                category => page.category_title,
+                message => page.message,
+                org => &self.organisation,
+                via => &self.via,
+            },
+        );
+        let mut r = html_response(StatusCode::FORBIDDEN, html);
+        r.headers_mut()
+            .insert("x-signpost-action", HeaderValue::from_static("block"));
+        r
     }
 
     /// The response for an exchange that failed.
@@ -137,6 +178,17 @@ impl Responder {
     }
 }
 
+/// Keeps long URLs readable on a page: the start and the end, with an ellipsis.
+pub fn shorten_url(url: &str, max: usize) -> String {
+    let count = url.chars().count();
+    if count <= max {
+        return url.to_string();
+    }
+    let head: String = url.chars().take(max * 2 / 3).collect();
+    let tail: String = url.chars().skip(count - max / 3).collect();
+    format!("{head}…{tail}")
+}
+
 fn html_response(status: StatusCode, html: String) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::full(html));
     *r.status_mut() = status;
@@ -196,7 +248,8 @@ fn describe(err: &ProxyError) -> (&'static str, &'static str, Option<String>, Op
     }
 }
 
-const TEMPLATES: [(&str, &str); 3] = [
+const TEMPLATES: [(&str, &str); 4] = [
+    ("blocked.html", include_str!("../assets/pages/blocked.html")),
     ("layout.html", include_str!("../assets/pages/layout.html")),
     ("error.html", include_str!("../assets/pages/error.html")),
     ("index.html", include_str!("../assets/pages/index.html")),
@@ -216,7 +269,7 @@ mod tests {
 
     #[tokio::test]
     async fn error_pages_escape_what_they_show() {
-        let r = Responder::new("1.1 proxy".into());
+        let r = Responder::new("1.1 proxy".into(), Organisation::default());
         let err = ProxyError::Upstream {
             origin: Origin {
                 host: crate::net::Host::Name("example.org".into()),
@@ -237,7 +290,7 @@ mod tests {
 
     #[tokio::test]
     async fn timeouts_are_504() {
-        let r = Responder::new(String::new());
+        let r = Responder::new(String::new(), Organisation::default());
         let err = ProxyError::Upstream {
             origin: Origin {
                 host: crate::net::Host::Name("slow.example".into()),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::{ConfigError, ConfigErrors, Position};
-pub use values::{Bounded, DirectEntry, HostName, Listen, Port, ProxyEndpoint, Span};
+pub use values::{Bounded, DirectEntry, HostName, Listen, Names, Port, ProxyEndpoint, Span};
 
 use crate::net::Cidr;
 
@@ -29,6 +29,118 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub upstream: UpstreamConfig,
     pub pac: PacConfig,
+    pub organisation: OrganisationConfig,
+    #[serde(rename = "schedule")]
+    pub schedules: BTreeMap<String, ScheduleConfig>,
+    #[serde(rename = "group")]
+    pub groups: BTreeMap<String, GroupConfig>,
+    #[serde(rename = "category")]
+    pub categories: Vec<CategoryConfig>,
+    #[serde(rename = "rule")]
+    pub rules: Vec<RuleConfig>,
+    /// The file this was read from and its text, for positioned errors in later stages.
+    #[serde(skip)]
+    pub source: Source,
+}
+
+/// Where a config came from.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// `[organisation]`: who runs this proxy, shown on its pages.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrganisationConfig {
+    pub name: Option<String>,
+    /// Link to the acceptable-use policy.
+    pub acceptable_use_url: Option<String>,
+    /// Who to ask about a blocked site (an address, a phone number, a desk).
+    pub contact: Option<String>,
+}
+
+/// `[schedule.NAME]`: when a rule applies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// `mon` … `sun`; all week when absent.
+    #[serde(default)]
+    pub days: Names,
+    /// `"12:00-14:00"`, or a list; ranges may cross midnight. All day when absent.
+    #[serde(default)]
+    pub hours: Names,
+    /// An IANA time zone such as `Europe/London`; this machine's zone when absent.
+    pub timezone: Option<String>,
+}
+
+/// `[group.NAME]`: clients named together so that rules can refer to them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupConfig {
+    pub clients: Vec<Cidr>,
+}
+
+/// `[[category]]`: a kind of site, and where its members are listed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryConfig {
+    pub name: String,
+    pub title: Option<String>,
+    /// A Markdown file, or the guidance text itself.
+    pub guidance: Option<String>,
+    /// Host names (each covers its subdomains) or `*`/`?` patterns.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// `host/path` prefixes, as in squidGuard `urls` files.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Folders in the squidGuard/UT1 layout, holding `domains` and/or `urls` files.
+    #[serde(default)]
+    pub lists: Vec<PathBuf>,
+}
+
+/// What a rule does with a request it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Pass; journaled.
+    Allow,
+    /// Pass; flagged for review.
+    Monitor,
+    /// Show the category's guidance until the person acknowledges it.
+    Coach,
+    /// Refuse, with a page.
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Monitor => "monitor",
+            Action::Coach => "coach",
+            Action::Block => "block",
+        }
+    }
+}
+
+/// `[[rule]]`: tried in order; the first whose conditions all hold decides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    pub category: Option<Names>,
+    pub hosts: Option<Vec<String>>,
+    /// CIDRs, addresses, or names of `[group.NAME]`.
+    pub clients: Option<Vec<String>>,
+    /// One schedule or a list; any of them may hold.
+    pub schedule: Option<Names>,
+    pub methods: Option<Names>,
+    pub action: Action,
+    /// Shown on the page for this rule's block or coach.
+    pub message: Option<String>,
 }
 
 /// `[proxy]`: how clients reach Signpost and what it lets them do.
@@ -130,7 +242,7 @@ impl Config {
     /// Validates config text; `path` is only used to name the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         let de = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let exact = span_of_path(text, e.path());
             let inner = e.into_inner();
@@ -139,6 +251,10 @@ impl Config {
             ConfigError::at_span(path, text, span, key, inner.message().to_string())
         })?;
         config.check_relations(path, text)?;
+        config.source = Source {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+        };
         Ok(config)
     }
 
@@ -164,6 +280,17 @@ impl Config {
                 "is empty, so no HTTPS site could be reached; the usual value is [443]",
             ));
         }
+        if let Some(url) = &self.organisation.acceptable_use_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                errors.push(ConfigError::at_span(
+                    path,
+                    text,
+                    find_key(text, "acceptable_use_url"),
+                    "organisation.acceptable_use_url",
+                    "must be an http:// or https:// address",
+                ));
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -175,6 +302,63 @@ impl Config {
     /// as for every path in the file.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         p.to_path_buf()
+    }
+}
+
+/// One step of a key path: a table key or an array index.
+#[derive(Debug, Clone, Copy)]
+pub enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Finds where values are written in a config file, for errors found after parsing.
+pub struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+    doc: Option<toml_edit::ImDocument<&'a str>>,
+}
+
+impl<'a> Locator<'a> {
+    pub fn new(source: &'a Source) -> Self {
+        Locator {
+            path: &source.path,
+            text: &source.text,
+            doc: toml_edit::ImDocument::parse(source.text.as_str()).ok(),
+        }
+    }
+
+    /// The span of the value at `segs`, if it is in the file.
+    pub fn span(&self, segs: &[Seg]) -> Option<std::ops::Range<usize>> {
+        let mut item: &toml_edit::Item = self.doc.as_ref()?.as_item();
+        for seg in segs {
+            item = match seg {
+                Seg::Key(k) => item.get(*k)?,
+                Seg::Index(i) => item.get(*i)?,
+            };
+        }
+        item.span()
+    }
+
+    /// The line (1-based) where the value at `segs` starts; 0 when unknown.
+    pub fn line(&self, segs: &[Seg]) -> u32 {
+        self.span(segs)
+            .map(|s| Position::at(self.text, s.start).line as u32)
+            .unwrap_or(0)
+    }
+
+    /// An error about the value at `segs`.
+    pub fn error(&self, segs: &[Seg], message: impl Into<String>) -> ConfigError {
+        let key = segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                Seg::Key(k) if i == 0 => k.to_string(),
+                Seg::Key(k) => format!(".{k}"),
+                Seg::Index(n) => format!("[{n}]"),
+            })
+            .collect::<String>();
+        ConfigError::at_span(self.path, self.text, self.span(segs), key, message)
     }
 }
 

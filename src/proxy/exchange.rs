@@ -9,8 +9,11 @@ use tokio::time::Instant;
 
 use super::body::ProxyBody;
 use super::forward::{self, Counters};
-use super::target::{self, SelfAddr, Target};
+use super::target::{self, Origin, SelfAddr, Target};
 use super::{local, tunnel, Shared};
+use crate::config::Action;
+use crate::policy::{self, Classification};
+use crate::respond::Blocked;
 
 /// Facts about the client connection an exchange arrived on.
 #[derive(Debug, Clone)]
@@ -30,6 +33,8 @@ pub async fn handle(
     let url = redact(req.uri());
     let counters = Counters::default();
 
+    let policy = shared.policy.load_full();
+    let mut decision: Option<Classification> = None;
     let (outcome, result) = match target::parse(req.method(), req.uri(), &conn.me) {
         Err(e) => ("error", Err(e.into())),
         Ok(Target::Local { path }) => (
@@ -38,14 +43,34 @@ pub async fn handle(
                 .responder
                 .local(local::page(shared, req.method(), &path))),
         ),
-        Ok(Target::Http(origin)) => (
-            "forwarded",
-            forward::forward(shared, req, origin, &counters).await,
-        ),
-        Ok(Target::Connect(origin)) => (
-            "tunnelled",
-            tunnel::open(shared, req, origin, &counters).await,
-        ),
+        Ok(Target::Http(origin)) => {
+            let c = classify(&policy, &origin, Some(req.uri().path()), &req, conn);
+            let blocked = c.action == Action::Block;
+            let page = blocked.then(|| blocked_page(&policy, &c, &url));
+            decision = Some(c);
+            match page {
+                Some(page) => ("blocked", Ok(shared.responder.blocked(page))),
+                None => (
+                    "forwarded",
+                    forward::forward(shared, req, origin, &counters).await,
+                ),
+            }
+        }
+        Ok(Target::Connect(origin)) => {
+            let c = classify(&policy, &origin, None, &req, conn);
+            let blocked = c.action == Action::Block;
+            let page = blocked.then(|| blocked_page(&policy, &c, &url));
+            decision = Some(c);
+            match page {
+                // Without interception the page cannot be shown inside the tunnel; the
+                // 403 still carries it for clients that display CONNECT errors.
+                Some(page) => ("blocked", Ok(shared.responder.blocked(page))),
+                None => (
+                    "tunnelled",
+                    tunnel::open(shared, req, origin, &counters).await,
+                ),
+            }
+        }
     };
     let (outcome, response) = match result {
         Ok(resp) => (outcome, resp),
@@ -60,6 +85,9 @@ pub async fn handle(
         %method,
         %url,
         outcome,
+        category = decision.as_ref().and_then(|d| d.category).and_then(|c| policy.category(c)).map(|c| c.name.as_str()),
+        rule = decision.as_ref().and_then(|d| d.rule).map(|r| policy.rules[r].name.as_str()),
+        action = decision.as_ref().map(|d| d.action.as_str()),
         status = response.status().as_u16(),
         bytes_up = counters.up.load(Ordering::Relaxed),
         duration_ms = started.elapsed().as_millis() as u64,
@@ -74,5 +102,32 @@ fn redact(uri: &http::Uri) -> String {
         (Some(s), Some(a)) => format!("{s}://{a}{}", uri.path()),
         (None, Some(a)) => a.to_string(),
         _ => uri.path().to_string(),
+    }
+}
+
+fn classify(
+    policy: &policy::Policy,
+    origin: &Origin,
+    path: Option<&str>,
+    req: &Request<Incoming>,
+    conn: &ClientConn,
+) -> Classification {
+    let request = policy::Request {
+        host: &origin.host,
+        path,
+        method: req.method(),
+        client: crate::net::canonical_ip(conn.peer.ip()),
+        user: None,
+    };
+    policy::classify(policy, &request, jiff::Timestamp::now())
+}
+
+fn blocked_page(policy: &policy::Policy, c: &Classification, url: &str) -> Blocked {
+    let category = c.category.and_then(|id| policy.category(id));
+    let rule = c.rule.map(|r| &policy.rules[r]);
+    Blocked {
+        url: url.to_string(),
+        category_title: category.map(|c| c.title.clone()),
+        message: rule.and_then(|r| r.message.clone()),
     }
 }

@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::HeaderValue;
 use tokio::net::TcpListener;
@@ -26,9 +27,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ProxyEndpoint};
+use crate::config::{Config, ConfigErrors, ProxyEndpoint};
 use crate::net::{Cidr, Host};
-use crate::respond::Responder;
+use crate::policy::Policy;
+use crate::respond::{Organisation, Responder};
 use upstream::{HostsFileError, Upstream};
 
 /// Timeouts and sizes every connection obeys.
@@ -49,6 +51,8 @@ pub struct Shared {
     listen_ip: IpAddr,
     limits: Limits,
     upstream: Upstream,
+    /// Swapped whole on reload; each exchange loads it once.
+    policy: Arc<ArcSwap<Policy>>,
     responder: Responder,
     pac: Bytes,
     pac_url: String,
@@ -75,6 +79,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     HostsFile(#[from] HostsFileError),
+    #[error("{0}")]
+    Policy(#[from] ConfigErrors),
 }
 
 /// A bound proxy, ready to run.
@@ -85,8 +91,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener and builds the shared state. Nothing is accepted until `run`.
+    /// Compiles the policy, binds the listener and builds the shared state. Nothing is
+    /// accepted until `run`.
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
+        let policy = Policy::compile(config)?;
+        Server::bind_with_policy(config, policy).await
+    }
+
+    /// As [`Server::bind`], with a policy compiled by the caller.
+    pub async fn bind_with_policy(config: &Config, policy: Policy) -> Result<Server, StartError> {
         let p = &config.proxy;
         let addr = p.listen.0;
         let listener = TcpListener::bind(addr)
@@ -133,7 +146,15 @@ impl Server {
                 shutdown_grace: p.shutdown_grace.0,
             },
             upstream: Upstream::new(&config.upstream)?,
-            responder: Responder::new(via.to_str().unwrap_or_default().to_string()),
+            policy: Arc::new(ArcSwap::from_pointee(policy)),
+            responder: Responder::new(
+                via.to_str().unwrap_or_default().to_string(),
+                Organisation {
+                    name: config.organisation.name.clone(),
+                    acceptable_use_url: config.organisation.acceptable_use_url.clone(),
+                    contact: config.organisation.contact.clone(),
+                },
+            ),
             pac: Bytes::from(pac),
             pac_url: format!("http://{reach_host}:{}/proxy.pac", local.port()),
             via,
@@ -150,6 +171,11 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The live policy, for reloading.
+    pub fn policy(&self) -> Arc<ArcSwap<Policy>> {
+        self.shared.policy.clone()
     }
 
     /// The URL of the PAC file as browsers should be given it.
