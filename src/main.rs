@@ -38,6 +38,9 @@ enum Command {
     Run {
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// Reload only on SIGHUP, not when files change (e.g. where inotify does not work).
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Validate a configuration file and its lists; exits 1 and prints file:line:column errors.
     Check {
@@ -70,9 +73,10 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let command = cli.command.unwrap_or(Command::Run {
         config: PathBuf::from(config::DEFAULT_PATH),
+        no_watch: false,
     });
     match command {
-        Command::Run { config } => run(config),
+        Command::Run { config, no_watch } => run(config, !no_watch),
         Command::Check { config } => check(config),
         Command::Explain {
             config,
@@ -201,7 +205,7 @@ fn explain(
     ExitCode::SUCCESS
 }
 
-fn run(path: PathBuf) -> ExitCode {
+fn run(path: PathBuf, watch_files: bool) -> ExitCode {
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(errors) => {
@@ -227,7 +231,7 @@ fn run(path: PathBuf) -> ExitCode {
         let stop = CancellationToken::new();
         tokio::spawn(stop_on_signal(stop.clone()));
         let reloader = Reloader::new(path.clone(), server.policy());
-        tokio::spawn(reloader.run(stop.clone(), true));
+        reloader.spawn(stop.clone(), watch_files);
         server.run(stop).await;
         tracing::info!("signpost stopped");
         ExitCode::SUCCESS

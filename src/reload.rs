@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigErrors};
@@ -35,6 +35,8 @@ pub struct Reloader {
     path: PathBuf,
     policy: Arc<ArcSwap<Policy>>,
     pub stats: Arc<ReloadStats>,
+    /// Bumped after every reload attempt, successful or not.
+    attempts: Arc<watch::Sender<u64>>,
 }
 
 impl Reloader {
@@ -43,13 +45,19 @@ impl Reloader {
             path,
             policy,
             stats: Arc::default(),
+            attempts: Arc::new(watch::channel(0).0),
         }
+    }
+
+    /// Notified after each reload attempt (the value counts them).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.attempts.subscribe()
     }
 
     /// Reads, compiles and swaps. Blocking: run it off the async workers.
     pub fn reload_now(&self) -> Result<Arc<Policy>, ConfigErrors> {
         let result = Config::load(&self.path).and_then(|c| Policy::compile(&c));
-        match result {
+        let outcome = match result {
             Ok(policy) => {
                 let policy = Arc::new(policy);
                 self.policy.store(policy.clone());
@@ -72,7 +80,9 @@ impl Reloader {
                 }
                 Err(errors)
             }
-        }
+        };
+        self.attempts.send_modify(|n| *n += 1);
+        outcome
     }
 
     async fn reload(&self) {
@@ -99,17 +109,28 @@ impl Reloader {
         files.into_iter().map(|p| absolute(&p)).collect()
     }
 
-    /// Reloads on SIGHUP and on file changes until `stop`.
-    pub async fn run(self, stop: CancellationToken, watch_files: bool) {
+    /// Starts reloading on SIGHUP (and on file changes when `watch_files`) until `stop`.
+    /// The SIGHUP handler is installed before this returns: SIGHUP's default action
+    /// would end the process.
+    pub fn spawn(self, stop: CancellationToken, watch_files: bool) -> tokio::task::JoinHandle<()> {
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
+            .ok();
+        tokio::spawn(self.run(stop, watch_files, hangup))
+    }
+
+    async fn run(
+        self,
+        stop: CancellationToken,
+        watch_files: bool,
+        mut hangup: Option<tokio::signal::unix::Signal>,
+    ) {
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         let mut watcher = if watch_files {
             self.start_watcher(tx.clone())
         } else {
             None
         };
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
-            .ok();
         loop {
             let reason = tokio::select! {
                 _ = stop.cancelled() => return,

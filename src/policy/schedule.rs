@@ -171,7 +171,7 @@ mod tests {
         assert!(lunch.contains(at("2026-07-15T11:30:00Z")));
         assert!(lunch.contains(at("2026-07-15T12:30:00Z"))); // 13:30 BST
         assert!(!lunch.contains(at("2026-07-15T13:00:00Z"))); // 14:00 BST
-        // Saturday.
+                                                              // Saturday.
         assert!(!lunch.contains(at("2026-07-18T11:30:00Z")));
     }
 
