@@ -44,11 +44,9 @@ pub async fn handle(
                 .local(local::page(shared, req.method(), &path))),
         ),
         Ok(Target::Http(origin)) => {
-            let c = classify(&policy, &origin, Some(req.uri().path()), &req, conn);
-            let blocked = c.action == Action::Block;
-            let page = blocked.then(|| blocked_page(&policy, &c, &url));
+            let (c, blocked) = decide(&policy, &origin, Some(req.uri().path()), &req, conn, &url);
             decision = Some(c);
-            match page {
+            match blocked {
                 Some(page) => ("blocked", Ok(shared.responder.blocked(page))),
                 None => (
                     "forwarded",
@@ -57,13 +55,11 @@ pub async fn handle(
             }
         }
         Ok(Target::Connect(origin)) => {
-            let c = classify(&policy, &origin, None, &req, conn);
-            let blocked = c.action == Action::Block;
-            let page = blocked.then(|| blocked_page(&policy, &c, &url));
+            // Without interception a page cannot be shown inside the tunnel; the 403
+            // still carries it for clients that display CONNECT errors.
+            let (c, blocked) = decide(&policy, &origin, None, &req, conn, &url);
             decision = Some(c);
-            match page {
-                // Without interception the page cannot be shown inside the tunnel; the
-                // 403 still carries it for clients that display CONNECT errors.
+            match blocked {
                 Some(page) => ("blocked", Ok(shared.responder.blocked(page))),
                 None => (
                     "tunnelled",
@@ -105,13 +101,15 @@ fn redact(uri: &http::Uri) -> String {
     }
 }
 
-fn classify(
+/// Classifies the request and says whether it is blocked (and with what page).
+fn decide(
     policy: &policy::Policy,
     origin: &Origin,
     path: Option<&str>,
     req: &Request<Incoming>,
     conn: &ClientConn,
-) -> Classification {
+    url: &str,
+) -> (Classification, Option<Blocked>) {
     let request = policy::Request {
         host: &origin.host,
         path,
@@ -119,15 +117,16 @@ fn classify(
         client: crate::net::canonical_ip(conn.peer.ip()),
         user: None,
     };
-    policy::classify(policy, &request, jiff::Timestamp::now())
-}
-
-fn blocked_page(policy: &policy::Policy, c: &Classification, url: &str) -> Blocked {
+    let c = policy::classify(policy, &request, jiff::Timestamp::now());
+    if c.action != Action::Block {
+        return (c, None);
+    }
     let category = c.category.and_then(|id| policy.category(id));
     let rule = c.rule.map(|r| &policy.rules[r]);
-    Blocked {
+    let page = Blocked {
         url: url.to_string(),
         category_title: category.map(|c| c.title.clone()),
         message: rule.and_then(|r| r.message.clone()),
-    }
+    };
+    (c, Some(page))
 }

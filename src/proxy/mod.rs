@@ -101,6 +101,16 @@ impl Server {
     /// As [`Server::bind`], with a policy compiled by the caller.
     pub async fn bind_with_policy(config: &Config, policy: Policy) -> Result<Server, StartError> {
         let p = &config.proxy;
+        if policy
+            .rules
+            .iter()
+            .any(|r| r.action == crate::config::Action::Coach)
+        {
+            tracing::warn!(
+                "rules with action `coach` pass traffic for now: the interstitial is not built \
+                 yet (see the coach issue); `explain` already shows their decisions"
+            );
+        }
         let addr = p.listen.0;
         let listener = TcpListener::bind(addr)
             .await
