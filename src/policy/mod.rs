@@ -60,6 +60,18 @@ pub struct Policy {
     pub list_reports: Vec<FileReport>,
 }
 
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (hosts, urls) = self.entry_counts();
+        f.debug_struct("Policy")
+            .field("categories", &self.categories.len())
+            .field("rules", &self.rules.len())
+            .field("host_entries", &hosts)
+            .field("url_entries", &urls)
+            .finish()
+    }
+}
+
 impl Policy {
     /// An empty policy: everything is allowed.
     pub fn empty() -> Policy {
@@ -387,5 +399,138 @@ fn compile_rule(
         })
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Host;
+    use std::path::Path;
+
+    fn policy(text: &str) -> Result<Policy, String> {
+        let config = Config::parse(Path::new("t.toml"), text).map_err(|e| e.to_string())?;
+        Policy::compile(&config).map_err(|e| e.to_string())
+    }
+
+    fn decide(
+        p: &Policy,
+        host: &str,
+        client: &str,
+        method: &str,
+        at: &str,
+    ) -> (Action, Option<String>) {
+        let host = Host::parse(host).unwrap();
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let req = Request {
+            host: &host,
+            path: Some("/"),
+            method: &method,
+            client: client.parse().unwrap(),
+            user: None,
+        };
+        let c = classify(p, &req, at.parse().unwrap());
+        (c.action, c.rule.map(|r| p.rules[r].name.clone()))
+    }
+
+    const RULES: &str = r#"
+[schedule.lunch]
+days = "weekdays"
+hours = "12:00-14:00"
+timezone = "Europe/London"
+
+[schedule.evenings]
+hours = "18:00-08:00"
+timezone = "Europe/London"
+
+[group.library]
+clients = ["10.20.0.0/16", "192.0.2.7"]
+
+[[category]]
+name = "social"
+hosts = ["ning.com"]
+
+[[rule]]
+name = "library relaxed"
+category = "social"
+clients = ["library"]
+action = "allow"
+
+[[rule]]
+name = "relaxed out of hours"
+category = "social"
+schedule = ["lunch", "evenings"]
+action = "monitor"
+
+[[rule]]
+name = "no posting"
+category = "social"
+methods = ["post"]
+action = "block"
+
+[[rule]]
+name = "coach"
+category = "social"
+action = "coach"
+"#;
+
+    #[test]
+    fn groups_schedules_and_methods_in_order() {
+        let p = policy(RULES).unwrap();
+        let wed_10 = "2026-11-18T10:00:00Z";
+        let wed_lunch = "2026-11-18T12:30:00Z";
+        let wed_late = "2026-11-18T23:00:00Z";
+        let sat_lunch = "2026-11-21T12:30:00Z";
+        let r = |h, c, m, t| decide(&p, h, c, m, t).1.unwrap_or_default();
+        assert_eq!(
+            r("www.ning.com", "10.20.3.4", "GET", wed_10),
+            "library relaxed"
+        );
+        assert_eq!(
+            r("www.ning.com", "192.0.2.7", "GET", wed_10),
+            "library relaxed"
+        );
+        assert_eq!(
+            r("www.ning.com", "10.1.1.1", "GET", wed_lunch),
+            "relaxed out of hours"
+        );
+        assert_eq!(
+            r("www.ning.com", "10.1.1.1", "GET", wed_late),
+            "relaxed out of hours"
+        );
+        assert_eq!(r("www.ning.com", "10.1.1.1", "GET", sat_lunch), "coach");
+        assert_eq!(r("www.ning.com", "10.1.1.1", "POST", wed_10), "no posting");
+        assert_eq!(r("www.ning.com", "10.1.1.1", "GET", wed_10), "coach");
+        assert_eq!(
+            decide(&p, "example.org", "10.1.1.1", "GET", wed_10),
+            (Action::Allow, None)
+        );
+    }
+
+    #[test]
+    fn unknown_names_in_rules_are_errors_at_their_position() {
+        let e = policy("[[category]]\nname = \"a\"\n\n[[rule]]\nname = \"r\"\ncategory = [\"a\", \"b\"]\naction = \"block\"\n")
+            .unwrap_err();
+        assert!(e.contains("t.toml:6:18: `rule[0].category[1]`"), "{e}");
+        assert!(e.contains("unknown category `b`"), "{e}");
+        let e = policy("[[rule]]\nname = \"r\"\nschedule = \"lunch\"\naction = \"allow\"\n")
+            .unwrap_err();
+        assert!(e.contains("t.toml:3:12: `rule[0].schedule`"), "{e}");
+        let e = policy("[[rule]]\nname = \"r\"\nclients = [\"staff\"]\naction = \"allow\"\n")
+            .unwrap_err();
+        assert!(e.contains("t.toml:3:12: `rule[0].clients[0]`"), "{e}");
+        assert!(e.contains("[group.NAME]"), "{e}");
+        let e = policy("[schedule.x]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
+        assert!(e.contains("t.toml:2:12: `schedule.x.timezone`"), "{e}");
+        let e = policy("[[rule]]\nname = \"r\"\naction = \"blok\"\n").unwrap_err();
+        assert!(e.contains("t.toml:3:10: `rule[0].action`"), "{e}");
+    }
+
+    #[test]
+    fn a_list_folder_that_is_missing_is_an_error_at_its_entry() {
+        let e =
+            policy("[[category]]\nname = \"m\"\nlists = [\"/nonexistent/list\"]\n").unwrap_err();
+        assert!(e.contains("t.toml:3:10: `category[0].lists[0]`"), "{e}");
+        assert!(e.contains("not a folder"), "{e}");
     }
 }

@@ -31,6 +31,7 @@ pub async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let url = redact(req.uri());
+    tracing::Span::current().record("target", url.as_str());
     let counters = Counters::default();
 
     let policy = shared.policy.load_full();

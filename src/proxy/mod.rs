@@ -216,9 +216,16 @@ impl Server {
                     let _ = stream.set_nodelay(true);
                     let permit = permits.clone().try_acquire_owned().ok();
                     let shared2 = shared.clone();
-                    shared
-                        .tasks
-                        .spawn(conn::serve(shared2, stream, peer, permit));
+                    // One span per connection; `target` is filled in by each request.
+                    let span = tracing::info_span!(
+                        "conn",
+                        client = %crate::net::canonical_ip(peer.ip()),
+                        target = tracing::field::Empty,
+                    );
+                    shared.tasks.spawn(tracing::Instrument::instrument(
+                        conn::serve(shared2, stream, peer, permit),
+                        span,
+                    ));
                 }
                 Err(e) => {
                     // Usually out of file descriptors: wait rather than spin.
