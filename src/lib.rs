@@ -23,3 +23,4 @@ pub mod policy;
 pub mod proxy;
 pub mod reload;
 pub mod respond;
+pub mod tls;

@@ -2,6 +2,8 @@
 //! proxy itself, started in-process. Clients are real sockets.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -81,9 +83,14 @@ pub async fn origin() -> Origin {
 /// Starts a TLS origin with a self-signed certificate for `localhost` and 127.0.0.1;
 /// returns it and the certificate (DER) a client should trust.
 pub async fn tls_origin() -> (Origin, rustls::pki_types::CertificateDer<'static>) {
+    tls_origin_for(&["localhost", "127.0.0.1"]).await
+}
+
+/// A TLS origin whose self-signed certificate names `names` (DNS names or IP addresses).
+pub async fn tls_origin_for(names: &[&str]) -> (Origin, rustls::pki_types::CertificateDer<'static>) {
     let key = rcgen::KeyPair::generate().unwrap();
     let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .unwrap();
     let cert = params.self_signed(&key).unwrap();
     let der = cert.der().clone();
@@ -170,7 +177,7 @@ async fn route(
     });
     let path = req.uri().path().to_string();
     let resp = match path.as_str() {
-        "/hello" => {
+        "/" | "/hello" => {
             let mut r = Response::new(full("hello from origin"));
             r.headers_mut().insert(
                 "connection",

@@ -1,0 +1,1 @@
+//! Headless Chromium for browser-facing tests (filled in by the browser harness work).
