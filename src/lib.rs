@@ -16,7 +16,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod clock;
+pub mod coach;
 pub mod config;
+pub mod journal;
 pub mod net;
 pub mod pac;
 pub mod policy;

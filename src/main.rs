@@ -27,9 +27,28 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum ReviewFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Human,
     Json,
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Write DIR/ca.pem and DIR/ca-key.pem (mode 0600): a new ECDSA P-256 CA for 10 years.
+    Init {
+        #[arg(long, default_value = "var")]
+        dir: PathBuf,
+        /// Replace an existing CA (browsers must then trust the new one).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -46,6 +65,22 @@ enum Command {
     Check {
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+    },
+    /// Summarise the journal: per category and action, acknowledgements, top sites,
+    /// reasons given, blocked requests.
+    Review {
+        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// How far back to look, e.g. 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long, value_enum, default_value_t = ReviewFormat::Table)]
+        format: ReviewFormat,
+    },
+    /// Manage the interception CA.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
     },
     /// Show which category, rule and action a URL gets, and why.
     Explain {
@@ -78,6 +113,14 @@ fn main() -> ExitCode {
     match command {
         Command::Run { config, no_watch } => run(config, !no_watch),
         Command::Check { config } => check(config),
+        Command::Review {
+            config,
+            since,
+            format,
+        } => review(config, &since, format),
+        Command::Ca {
+            command: CaCommand::Init { dir, force },
+        } => ca_init(&dir, force),
         Command::Explain {
             config,
             url,
@@ -148,6 +191,76 @@ fn check(path: PathBuf) -> ExitCode {
         policy.rules.len()
     );
     ExitCode::SUCCESS
+}
+
+fn review(path: PathBuf, since: &str, format: ReviewFormat) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Ok(span) = humantime::parse_duration(since) else {
+        eprintln!("`{since}` is not a period like 24h or 7d");
+        return ExitCode::FAILURE;
+    };
+    let until = jiff::Timestamp::now();
+    let from = jiff::SignedDuration::try_from(span)
+        .ok()
+        .and_then(|d| until.checked_sub(d).ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    if !config.journal.path.exists() {
+        eprintln!(
+            "{}: no journal yet (run the proxy first; `[journal] path` in {})",
+            config.journal.path.display(),
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let report = signpost::journal::store::connect(&config.journal.path)
+        .and_then(|db| signpost::journal::review::build(&db, from, until));
+    match report {
+        Ok(report) => {
+            match format {
+                ReviewFormat::Table => print!("{}", report.table()),
+                ReviewFormat::Csv => print!("{}", report.csv()),
+                ReviewFormat::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", config.journal.path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ca_init(dir: &std::path::Path, force: bool) -> ExitCode {
+    match signpost::tls::ca::init(dir, force) {
+        Ok(files) => {
+            println!(
+                "wrote {} (the certificate browsers must trust)",
+                files.cert.display()
+            );
+            println!(
+                "wrote {} (the private key, mode 0600: keep it secret)",
+                files.key.display()
+            );
+            println!("Point [tls] ca_cert and ca_key at them; the proxy serves the certificate at /signpost-ca.pem.");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn explain(
@@ -232,10 +345,28 @@ fn run(path: PathBuf, watch_files: bool) -> ExitCode {
         tokio::spawn(stop_on_signal(stop.clone()));
         let reloader = Reloader::new(path.clone(), server.policy());
         reloader.spawn(stop.clone(), watch_files);
+        reopen_on_sigusr1(server.journal());
         server.run(stop).await;
         tracing::info!("signpost stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// logrotate sends SIGUSR1 after moving the journal files: reopen them by name. The
+/// handler is installed before returning (SIGUSR1's default action ends the process).
+fn reopen_on_sigusr1(journal: signpost::journal::Journal) {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    tracing::info!("SIGUSR1: reopening journal files");
+                    journal.reopen_files();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGUSR1"),
+    }
 }
 
 /// The first SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.

@@ -20,10 +20,14 @@ pub enum LocalPage {
     Pac(Bytes),
     /// `/healthz`.
     Health,
-    /// `/`: what this proxy is and how to use it.
+    /// `/`: what this proxy is, how to use it and how to trust its CA.
     Index {
         pac_url: String,
+        /// The CA's common name, when interception is configured.
+        ca_name: Option<String>,
     },
+    /// `/signpost-ca.pem`: the CA certificate to install.
+    CaCert(Bytes),
     NotFound {
         path: String,
     },
@@ -37,6 +41,22 @@ pub struct Blocked {
     pub category_title: Option<String>,
     /// The rule's own message.
     pub message: Option<String>,
+}
+
+/// What the interstitial shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoachPage {
+    pub url: String,
+    pub category_name: String,
+    pub category_title: String,
+    pub guidance_html: Option<String>,
+    pub message: Option<String>,
+    pub token: String,
+    pub require_reason: bool,
+    /// Shown when the form came back incomplete.
+    pub error: Option<String>,
+    /// How long the acknowledgement will last, in words.
+    pub remind_after: String,
 }
 
 /// Who runs the proxy, for its pages.
@@ -56,11 +76,33 @@ pub struct Responder {
 
 impl Responder {
     pub fn new(via: String, organisation: Organisation) -> Responder {
+        Responder::with_overrides(via, organisation, None)
+    }
+
+    /// As `new`; templates found in `dir` replace the built-in ones of the same name.
+    pub fn with_overrides(
+        via: String,
+        organisation: Organisation,
+        dir: Option<&std::path::Path>,
+    ) -> Responder {
         let mut env = Environment::new();
-        for (name, source) in TEMPLATES {
+        for (name, builtin) in TEMPLATES {
+            let source = match dir.map(|d| d.join(name)) {
+                Some(path) if path.is_file() => match std::fs::read_to_string(&path) {
+                    Ok(text) => {
+                        tracing::info!(template = %path.display(), "using an overridden page template");
+                        text
+                    }
+                    Err(e) => {
+                        tracing::warn!(template = %path.display(), error = %e, "cannot read an overridden template; using the built-in one");
+                        builtin.to_string()
+                    }
+                },
+                _ => builtin.to_string(),
+            };
             // The templates are part of the binary and covered by tests; a broken one is a
             // build defect, reported at the first page rather than by a panic.
-            if let Err(e) = env.add_template(name, source) {
+            if let Err(e) = env.add_template_owned(name, source) {
                 tracing::error!(template = name, error = %e, "page template does not compile");
             }
         }
@@ -69,6 +111,75 @@ impl Responder {
             via,
             organisation,
         }
+    }
+
+    /// The interstitial for a coached navigation.
+    pub fn coach(&self, page: CoachPage) -> Response<ProxyBody> {
+        let html = self.render(
+            "coach.html",
+            context! {
+                url => shorten_url(&page.url, 120),
+                return_url => page.url,
+                category => page.category_title,
+                category_name => page.category_name,
+                guidance => page.guidance_html,
+                message => page.message,
+                token => page.token,
+                require_reason => page.require_reason,
+                error => page.error,
+                remind_after => page.remind_after,
+                action => crate::coach::ACKNOWLEDGE_PATH,
+                org => &self.organisation,
+                via => &self.via,
+            },
+        );
+        let mut r = html_response(StatusCode::OK, html);
+        r.headers_mut()
+            .insert("x-signpost-action", HeaderValue::from_static("coach"));
+        r
+    }
+
+    /// A subresource (image, script, XHR) of a coached or blocked site: 403, no page.
+    pub fn refused_quietly(&self, action: crate::config::Action) -> Response<ProxyBody> {
+        let mut r = Response::new(ProxyBody::empty());
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        r.headers_mut().insert(
+            "x-signpost-action",
+            HeaderValue::from_static(action.as_str()),
+        );
+        r.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+
+    /// An acknowledgement that was refused (bad, expired or foreign token; wrong origin).
+    pub fn acknowledgement_refused(&self, why: &str) -> Response<ProxyBody> {
+        let html = self.render(
+            "error.html",
+            context! {
+                heading => "That did not work",
+                explanation => "The page you continued from was not accepted. Go back and open the site again to see the guidance afresh.",
+                detail => why,
+                status => 403,
+                via => &self.via,
+            },
+        );
+        html_response(StatusCode::FORBIDDEN, html)
+    }
+
+    /// Sends the browser to `location` and closes the connection, so that its next
+    /// request opens a new one (a new CONNECT, tunnelled untouched once acknowledged).
+    pub fn redirect_and_close(&self, status: StatusCode, location: &str) -> Response<ProxyBody> {
+        let mut r = Response::new(ProxyBody::empty());
+        *r.status_mut() = status;
+        if let Ok(v) = HeaderValue::from_str(location) {
+            r.headers_mut().insert(http::header::LOCATION, v);
+        }
+        r.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        r.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
     }
 
     /// The page for a request a rule blocks (403).
@@ -129,9 +240,24 @@ impl Responder {
                     .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 r
             }
-            LocalPage::Index { pac_url } => {
-                let html = self.render("index.html", context! { pac_url, via => &self.via });
+            LocalPage::Index { pac_url, ca_name } => {
+                let html = self.render(
+                    "index.html",
+                    context! { pac_url, ca_name, org => &self.organisation, via => &self.via },
+                );
                 html_response(StatusCode::OK, html)
+            }
+            LocalPage::CaCert(pem) => {
+                let mut r = Response::new(ProxyBody::full(pem));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-pem-file"),
+                );
+                r.headers_mut().insert(
+                    http::header::CONTENT_DISPOSITION,
+                    HeaderValue::from_static("attachment; filename=\"signpost-ca.pem\""),
+                );
+                r
             }
             LocalPage::NotFound { path } => {
                 let html = self.render(
@@ -233,6 +359,12 @@ fn describe(err: &ProxyError) -> (&'static str, &'static str, Option<String>, Op
             Some(origin.host.to_string()),
             Some(error.detail.clone()),
         ),
+        ProxyError::Intercept(why) => (
+            "The proxy could not show its page for this site",
+            "Signpost needed a certificate for this site and could not make one.",
+            None,
+            Some(why.clone()),
+        ),
         ProxyError::Loop => (
             "The request went round in a loop",
             "The request was addressed back to this proxy.",
@@ -248,7 +380,8 @@ fn describe(err: &ProxyError) -> (&'static str, &'static str, Option<String>, Op
     }
 }
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 5] = [
+    ("coach.html", include_str!("../assets/pages/coach.html")),
     ("blocked.html", include_str!("../assets/pages/blocked.html")),
     ("layout.html", include_str!("../assets/pages/layout.html")),
     ("error.html", include_str!("../assets/pages/error.html")),

@@ -81,7 +81,14 @@ fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
 #[test]
 fn the_binary_serves_and_exits_zero_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "[proxy]\nlisten = \"127.0.0.1:0\"\n");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[proxy]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[coach]\nsecret_file = \"{}\"\n",
+            dir.path().join("journal.db").display(),
+            dir.path().join("coach-secret").display()
+        ),
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
         .args(["--log-format", "json", "run", "-c"])
         .arg(&cfg)

@@ -16,8 +16,15 @@ use signpost::reload::Reloader;
 use tokio_util::sync::CancellationToken;
 
 fn policy_text(origin_port: u16, action: &str) -> String {
+    let state = state_dir();
     format!(
         r#"
+[coach]
+secret_file = "{secret}"
+
+[journal]
+path = "{journal}"
+
 [proxy]
 listen = "127.0.0.1:0"
 connect_ports = [443, {origin_port}]
@@ -38,7 +45,9 @@ name = "social rule"
 category = "social"
 action = "{action}"
 message = "Ask your manager <before> using this."
-"#
+"#,
+        secret = state.join("coach-secret").display(),
+        journal = state.join("journal.db").display(),
     )
 }
 

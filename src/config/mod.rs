@@ -29,6 +29,10 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub upstream: UpstreamConfig,
     pub pac: PacConfig,
+    pub tls: Option<TlsConfig>,
+    pub coach: CoachConfig,
+    pub journal: JournalConfig,
+    pub pages: PagesConfig,
     pub organisation: OrganisationConfig,
     #[serde(rename = "schedule")]
     pub schedules: BTreeMap<String, ScheduleConfig>,
@@ -48,6 +52,92 @@ pub struct Config {
 pub struct Source {
     pub path: PathBuf,
     pub text: String,
+}
+
+/// `[tls]`: the interception CA. Without this section Signpost never decrypts anything.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    /// Create the CA on first start when the files are missing.
+    #[serde(default)]
+    pub create_if_missing: bool,
+    /// How many hosts' leaf certificates are kept ready.
+    #[serde(default = "default_leaf_cache")]
+    pub leaf_cache: Bounded<1, 1_000_000>,
+}
+
+fn default_leaf_cache() -> Bounded<1, 1_000_000> {
+    Bounded(1000)
+}
+
+/// What one acknowledgement covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckScope {
+    /// The whole category, on every host in it.
+    #[default]
+    Category,
+    /// The category on that host only.
+    Host,
+}
+
+/// `[coach]`: the interstitial and acknowledgements.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoachConfig {
+    /// How long an acknowledgement lasts (a category may override it).
+    pub acknowledge_for: Span,
+    pub scope: AckScope,
+    /// The key that signs acknowledgement tokens; created (mode 0600) on first run.
+    pub secret_file: PathBuf,
+}
+
+impl Default for CoachConfig {
+    fn default() -> Self {
+        CoachConfig {
+            acknowledge_for: Span(Duration::from_secs(8 * 3600)),
+            scope: AckScope::Category,
+            secret_file: PathBuf::from("var/coach-secret"),
+        }
+    }
+}
+
+/// `[journal]`: where decisions are recorded (acknowledgements live in the same store).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// The embedded SQLite store.
+    pub path: PathBuf,
+    /// Also write one JSON object per line here, for log shippers.
+    pub jsonl: Option<PathBuf>,
+    /// Also write Squid's native access.log format here, for SARG, Calamaris, squidanalyzer.
+    pub squid_log: Option<PathBuf>,
+    /// Records older than this are purged; none means kept forever.
+    pub retention: Option<Span>,
+    /// Store and show a keyed hash instead of client addresses and user names.
+    pub pseudonymise: bool,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            path: PathBuf::from("var/journal.db"),
+            jsonl: None,
+            squid_log: None,
+            retention: Some(Span(Duration::from_secs(90 * 86400))),
+            pseudonymise: false,
+        }
+    }
+}
+
+/// `[pages]`: where page templates may be overridden.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    /// A folder whose files replace the built-in templates of the same name.
+    pub dir: Option<PathBuf>,
 }
 
 /// `[organisation]`: who runs this proxy, shown on its pages.
@@ -99,6 +189,11 @@ pub struct CategoryConfig {
     /// Folders in the squidGuard/UT1 layout, holding `domains` and/or `urls` files.
     #[serde(default)]
     pub lists: Vec<PathBuf>,
+    /// Ask for a reason before continuing.
+    #[serde(default)]
+    pub require_reason: bool,
+    /// Overrides `coach.acknowledge_for` for this category.
+    pub acknowledge_for: Option<Span>,
 }
 
 /// What a rule does with a request it matches.

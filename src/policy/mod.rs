@@ -30,7 +30,12 @@ pub use classify::{classify, explain, Classification, Explanation, Request};
 pub struct Category {
     pub name: String,
     pub title: String,
-    pub guidance: Option<String>,
+    /// The guidance, rendered to HTML (raw HTML in it escaped).
+    pub guidance_html: Option<String>,
+    /// Ask for a reason before continuing.
+    pub require_reason: bool,
+    /// How long an acknowledgement for this category lasts.
+    pub acknowledge_for: std::time::Duration,
 }
 
 /// A rule, as compiled: conditions that must all hold, and an action.
@@ -142,10 +147,33 @@ impl Policy {
                 ));
                 continue;
             }
+            let guidance_html = match &cat.guidance {
+                None => None,
+                Some(g) if crate::coach::guidance::is_file_reference(g) => {
+                    match std::fs::read_to_string(g) {
+                        Ok(text) => {
+                            policy.sources.push(PathBuf::from(g));
+                            Some(crate::coach::guidance::render(&text))
+                        }
+                        Err(e) => {
+                            errors.push(loc.error(
+                                &at(&[Seg::Key("guidance")]),
+                                format!("cannot read guidance file `{g}`: {e}"),
+                            ));
+                            None
+                        }
+                    }
+                }
+                Some(text) => Some(crate::coach::guidance::render(text)),
+            };
             policy.categories.push(Category {
                 name: cat.name.clone(),
                 title: cat.title.clone().unwrap_or_else(|| cat.name.clone()),
-                guidance: cat.guidance.clone(),
+                guidance_html,
+                require_reason: cat.require_reason,
+                acknowledge_for: cat
+                    .acknowledge_for
+                    .map_or(config.coach.acknowledge_for.0, |s| s.0),
             });
             for (hi, raw) in cat.hosts.iter().enumerate() {
                 let segs = at(&[Seg::Key("hosts"), Seg::Index(hi)]);

@@ -53,10 +53,13 @@ where
     }
 }
 
+/// Kept alive until the body is dropped (a pending journal record, for one).
+pub type UntilDone = Option<Box<dyn std::any::Any + Send>>;
+
 /// Every response body the proxy sends to a client.
 pub enum ProxyBody {
-    /// The origin's body, streamed.
-    Upstream(Metered<Incoming>),
+    /// The origin's body, streamed, and what must live until it has been sent.
+    Upstream(Metered<Incoming>, UntilDone),
     /// A page or message Signpost wrote; `None` once sent.
     Full(Option<Bytes>),
 }
@@ -85,7 +88,7 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ProxyBody::Upstream(b) => Pin::new(b)
+            ProxyBody::Upstream(b, _) => Pin::new(b)
                 .poll_frame(cx)
                 .map(|o| o.map(|r| r.map_err(BoxError::from))),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
@@ -94,14 +97,14 @@ impl Body for ProxyBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Upstream(b) => b.is_end_stream(),
+            ProxyBody::Upstream(b, _) => b.is_end_stream(),
             ProxyBody::Full(b) => b.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ProxyBody::Upstream(b) => b.size_hint(),
+            ProxyBody::Upstream(b, _) => b.size_hint(),
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }

@@ -42,9 +42,11 @@ pub async fn serve(
     let client_ip = net::canonical_ip(peer.ip());
     // The gate: refuse before reading anything we would act on.
     let refusal = if !shared.allows(client_ip) {
+        journal_refusal(&shared, client_ip, 403);
         tracing::warn!(client = %client_ip, "refused a client outside proxy.allow_clients");
         Some(ProxyError::ClientDenied(client_ip))
     } else if permit.is_none() {
+        journal_refusal(&shared, client_ip, 503);
         tracing::warn!(client = %client_ip, "refused a connection: proxy.max_connections reached");
         Some(ProxyError::Overloaded)
     } else {
@@ -127,6 +129,31 @@ pub async fn serve(
         }
     }
     drop(permit);
+}
+
+/// A refusal at the gate is a decision too.
+fn journal_refusal(shared: &Shared, client: std::net::IpAddr, status: u16) {
+    shared.journal.record(crate::journal::Record {
+        ts: shared.clock.now(),
+        client: client.to_string(),
+        user: None,
+        method: "-".into(),
+        url: "-".into(),
+        host: String::new(),
+        category: None,
+        rule: None,
+        action: None,
+        outcome: crate::journal::Outcome::Denied,
+        status,
+        bytes_up: 0,
+        bytes_down: 0,
+        duration_ms: 0,
+        reason: Some(if status == 403 {
+            "client outside proxy.allow_clients".into()
+        } else {
+            "proxy.max_connections reached".into()
+        }),
+    });
 }
 
 /// A response body that marks its exchange finished when hyper drops it.

@@ -25,6 +25,9 @@ pub enum ProxyError {
     /// The request already passed through this proxy (508).
     #[error("forwarding loop: the request already passed through this proxy")]
     Loop,
+    /// A certificate for interception could not be made (500).
+    #[error("interception failed: {0}")]
+    Intercept(String),
     /// `proxy.max_connections` reached (503).
     #[error("too many connections")]
     Overloaded,
@@ -41,6 +44,7 @@ impl ProxyError {
                 _ => S::BAD_GATEWAY,
             },
             ProxyError::Loop => S::LOOP_DETECTED,
+            ProxyError::Intercept(_) => S::INTERNAL_SERVER_ERROR,
             ProxyError::Overloaded => S::SERVICE_UNAVAILABLE,
         }
     }

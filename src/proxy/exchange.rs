@@ -1,18 +1,26 @@
-//! One request through the house: read the target, decide, act, and record what happened.
+//! One request through the house: read the target, classify, decide (with the
+//! acknowledgement store), act, and record what happened.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use jiff::Timestamp;
 use tokio::time::Instant;
 
 use super::body::ProxyBody;
+use super::coaching::{self, Verdict};
+use super::error::ProxyError;
 use super::forward::{self, Counters};
+use super::intercept::{self, Mode};
+use super::journaling::Pending;
 use super::target::{self, Origin, SelfAddr, Target};
 use super::{local, tunnel, Shared};
+use crate::coach;
 use crate::config::Action;
-use crate::policy::{self, Classification};
+use crate::journal::{Outcome, Record};
+use crate::policy::{self, Classification, Policy};
 use crate::respond::Blocked;
 
 /// Facts about the client connection an exchange arrived on.
@@ -22,9 +30,16 @@ pub struct ClientConn {
     pub me: SelfAddr,
 }
 
+impl ClientConn {
+    /// Who acknowledgements belong to: the client address (until proxy authentication).
+    pub fn identity(&self) -> String {
+        crate::net::canonical_ip(self.peer.ip()).to_string()
+    }
+}
+
 /// Handles one request and always produces a response; errors become pages in `respond`.
 pub async fn handle(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     conn: &ClientConn,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
@@ -33,63 +48,196 @@ pub async fn handle(
     let url = redact(req.uri());
     tracing::Span::current().record("target", url.as_str());
     let counters = Counters::default();
-
     let policy = shared.policy.load_full();
-    let mut decision: Option<Classification> = None;
-    let (outcome, result) = match target::parse(req.method(), req.uri(), &conn.me) {
-        Err(e) => ("error", Err(e.into())),
-        Ok(Target::Local { path }) => (
-            "local",
-            Ok(shared
-                .responder
-                .local(local::page(shared, req.method(), &path))),
-        ),
-        Ok(Target::Http(origin)) => {
-            let (c, blocked) = decide(&policy, &origin, Some(req.uri().path()), &req, conn, &url);
-            decision = Some(c);
-            match blocked {
-                Some(page) => ("blocked", Ok(shared.responder.blocked(page))),
-                None => (
-                    "forwarded",
-                    forward::forward(shared, req, origin, &counters).await,
-                ),
-            }
-        }
-        Ok(Target::Connect(origin)) => {
-            // Without interception a page cannot be shown inside the tunnel; the 403
-            // still carries it for clients that display CONNECT errors.
-            let (c, blocked) = decide(&policy, &origin, None, &req, conn, &url);
-            decision = Some(c);
-            match blocked {
-                Some(page) => ("blocked", Ok(shared.responder.blocked(page))),
-                None => (
-                    "tunnelled",
-                    tunnel::open(shared, req, origin, &counters).await,
-                ),
-            }
-        }
+    let now = shared.clock.now();
+    let identity = conn.identity();
+    let record = |host: String, url: String| Record {
+        ts: now,
+        client: identity.clone(),
+        user: None,
+        method: method.to_string(),
+        url,
+        host,
+        category: None,
+        rule: None,
+        action: None,
+        outcome: Outcome::Error,
+        status: 0,
+        bytes_up: 0,
+        bytes_down: 0,
+        duration_ms: 0,
+        reason: None,
     };
-    let (outcome, response) = match result {
-        Ok(resp) => (outcome, resp),
+    let pending = |r: Record| Pending::new(shared.journal.clone(), r, counters.clone(), started);
+
+    // Each branch says how its record ends: `Some(outcome)` to journal it now with the
+    // response's status, `None` when it has been handed on (streamed, tunnelled) or there
+    // is nothing to journal (the proxy's own pages).
+    let (finish, result): (Finish, Result<Response<ProxyBody>, ProxyError>) =
+        match target::parse(req.method(), req.uri(), &conn.me) {
+            Err(e) => {
+                let p = pending(record(String::new(), url.clone()));
+                (Some((Outcome::Error, p)), Err(e.into()))
+            }
+            Ok(Target::Local { path }) => (
+                None,
+                Ok(shared
+                    .responder
+                    .local(local::page(shared, req.method(), &path))),
+            ),
+            Ok(Target::Http(origin)) if coaching::is_acknowledgement(&req) => {
+                let site = intercept::site("http", &origin);
+                let host = origin.host.to_string();
+                let mut p = pending(record(host.clone(), url.clone()));
+                let (resp, note) =
+                    coaching::acknowledge(shared, &policy, &identity, &site, &host, req, now).await;
+                let outcome = note.apply(&mut p, resp.status());
+                (Some((outcome, p)), Ok(resp))
+            }
+            Ok(Target::Http(origin)) => {
+                let c = classify(&policy, &origin, Some(req.uri().path()), &req, conn, now);
+                let host = origin.host.to_string();
+                let mut r = record(host.clone(), url.clone());
+                describe(&mut r, &policy, &c);
+                let p = pending(r);
+                let verdict = coaching::verdict(shared, &policy, &c, &identity, &host, now);
+                match verdict {
+                    Verdict::Pass => (
+                        None,
+                        forward::forward(shared, req, origin, &counters, p).await,
+                    ),
+                    Verdict::Block => (
+                        Some((Outcome::Blocked, p)),
+                        Ok(shared.responder.blocked(blocked_page(&policy, &c, &url))),
+                    ),
+                    Verdict::Coach(cat) if coach::is_navigation(req.headers()) => {
+                        let full_url = req.uri().to_string();
+                        let message = coaching::rule_message(&policy, &c);
+                        (
+                            Some((Outcome::Coached, p)),
+                            Ok(coaching::interstitial(
+                                shared, &policy, cat, message, &identity, &host, &full_url, now,
+                                None,
+                            )),
+                        )
+                    }
+                    Verdict::Coach(_) => (
+                        Some((Outcome::Coached, p)),
+                        Ok(shared.responder.refused_quietly(Action::Coach)),
+                    ),
+                }
+            }
+            Ok(Target::Connect(origin)) => {
+                let c = classify(&policy, &origin, None, &req, conn, now);
+                let host = origin.host.to_string();
+                let mut r = record(host.clone(), format!("https://{origin}"));
+                describe(&mut r, &policy, &c);
+                let p = pending(r);
+                let verdict = coaching::verdict(shared, &policy, &c, &identity, &host, now);
+                let intercepting = shared.minter.is_some();
+                match verdict {
+                    Verdict::Pass => (None, tunnel::open(shared, req, origin, &counters, p).await),
+                    // Intercepted: the requests inside are journaled one by one.
+                    Verdict::Block if intercepting => {
+                        p.cancel();
+                        let mode = Mode::Block(blocked_page(&policy, &c, &url));
+                        (
+                            None,
+                            intercept::open(shared, req, origin, identity.clone(), mode),
+                        )
+                    }
+                    // Without a CA the page cannot be shown inside the tunnel; the 403
+                    // still carries it for clients that display CONNECT errors.
+                    Verdict::Block => (
+                        Some((Outcome::Blocked, p)),
+                        Ok(shared.responder.blocked(blocked_page(&policy, &c, &url))),
+                    ),
+                    Verdict::Coach(cat) if intercepting => {
+                        p.cancel();
+                        let category = policy
+                            .category(cat)
+                            .map(|c| c.name.clone())
+                            .unwrap_or_default();
+                        let mode = Mode::Coach {
+                            category,
+                            message: coaching::rule_message(&policy, &c),
+                        };
+                        (
+                            None,
+                            intercept::open(shared, req, origin, identity.clone(), mode),
+                        )
+                    }
+                    Verdict::Coach(_) => (
+                        Some((Outcome::Coached, p)),
+                        Ok(shared.responder.refused_quietly(Action::Coach)),
+                    ),
+                }
+            }
+        };
+    let response = match result {
+        Ok(resp) => resp,
         Err(e) => {
             tracing::info!(client = %conn.peer.ip(), %method, %url, error = %e, "request refused or failed");
-            ("error", shared.responder.error(&e))
+            shared.responder.error(&e)
         }
     };
+    if let Some((outcome, mut p)) = finish {
+        p.set(outcome, response.status().as_u16());
+    }
     tracing::debug!(
         target: "signpost::access",
         client = %conn.peer.ip(),
         %method,
         %url,
-        outcome,
-        category = decision.as_ref().and_then(|d| d.category).and_then(|c| policy.category(c)).map(|c| c.name.as_str()),
-        rule = decision.as_ref().and_then(|d| d.rule).map(|r| policy.rules[r].name.as_str()),
-        action = decision.as_ref().map(|d| d.action.as_str()),
         status = response.status().as_u16(),
-        bytes_up = counters.up.load(Ordering::Relaxed),
         duration_ms = started.elapsed().as_millis() as u64,
     );
     response
+}
+
+/// How a branch's record ends: journaled now with this outcome, or handed on.
+type Finish = Option<(Outcome, Pending)>;
+
+/// Copies the classification into a record.
+pub fn describe(r: &mut Record, policy: &Policy, c: &Classification) {
+    r.category = c
+        .category
+        .and_then(|id| policy.category(id))
+        .map(|c| c.name.clone());
+    r.rule = c
+        .rule
+        .and_then(|i| policy.rules.get(i))
+        .map(|r| r.name.clone());
+    r.action = Some(c.action.as_str().to_string());
+}
+
+fn classify(
+    policy: &Policy,
+    origin: &Origin,
+    path: Option<&str>,
+    req: &Request<Incoming>,
+    conn: &ClientConn,
+    now: Timestamp,
+) -> Classification {
+    let request = policy::Request {
+        host: &origin.host,
+        path,
+        method: req.method(),
+        client: crate::net::canonical_ip(conn.peer.ip()),
+        user: None,
+    };
+    policy::classify(policy, &request, now)
+}
+
+fn blocked_page(policy: &Policy, c: &Classification, url: &str) -> Blocked {
+    Blocked {
+        url: url.to_string(),
+        category_title: c
+            .category
+            .and_then(|id| policy.category(id))
+            .map(|c| c.title.clone()),
+        message: coaching::rule_message(policy, c),
+    }
 }
 
 /// The URL as it may be logged: scheme, authority and path, never the query (it can hold
@@ -100,34 +248,4 @@ fn redact(uri: &http::Uri) -> String {
         (None, Some(a)) => a.to_string(),
         _ => uri.path().to_string(),
     }
-}
-
-/// Classifies the request and says whether it is blocked (and with what page).
-fn decide(
-    policy: &policy::Policy,
-    origin: &Origin,
-    path: Option<&str>,
-    req: &Request<Incoming>,
-    conn: &ClientConn,
-    url: &str,
-) -> (Classification, Option<Blocked>) {
-    let request = policy::Request {
-        host: &origin.host,
-        path,
-        method: req.method(),
-        client: crate::net::canonical_ip(conn.peer.ip()),
-        user: None,
-    };
-    let c = policy::classify(policy, &request, jiff::Timestamp::now());
-    if c.action != Action::Block {
-        return (c, None);
-    }
-    let category = c.category.and_then(|id| policy.category(id));
-    let rule = c.rule.map(|r| &policy.rules[r]);
-    let page = Blocked {
-        url: url.to_string(),
-        category_title: category.map(|c| c.title.clone()),
-        message: rule.and_then(|r| r.message.clone()),
-    };
-    (c, Some(page))
 }

@@ -12,10 +12,12 @@ use hyper_util::rt::TokioIo;
 use super::body::{Metered, ProxyBody};
 use super::error::ProxyError;
 use super::headers;
+use super::journaling::Pending;
 use super::target::Origin;
 use super::tunnel;
 use super::upstream::UpstreamError;
 use super::Shared;
+use crate::journal::Outcome;
 
 /// Byte counters for one exchange, read when it ends.
 #[derive(Debug, Default, Clone)]
@@ -30,9 +32,10 @@ pub async fn forward(
     mut req: Request<Incoming>,
     origin: Origin,
     counters: &Counters,
+    mut pending: Pending,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if headers::has_our_via(req.headers(), &shared.via) {
-        return Err(ProxyError::Loop);
+        return Err(failed(pending, ProxyError::Loop));
     }
     let websocket = headers::is_websocket_upgrade(req.headers());
     let client_side = websocket.then(|| hyper::upgrade::on(&mut req));
@@ -54,22 +57,22 @@ pub async fn forward(
     let timeout = shared.upstream.response_timeout;
     let mut resp = match tokio::time::timeout(timeout, shared.upstream.client.request(req)).await {
         Err(_) => {
-            return Err(ProxyError::Upstream {
-                origin,
-                error: UpstreamError::response_timeout(timeout),
-            })
+            let error = UpstreamError::response_timeout(timeout);
+            return Err(failed(pending, ProxyError::Upstream { origin, error }));
         }
         Ok(Err(e)) => {
-            return Err(ProxyError::Upstream {
-                origin,
-                error: UpstreamError::classify(&e),
-            })
+            let error = UpstreamError::classify(&e);
+            return Err(failed(pending, ProxyError::Upstream { origin, error }));
         }
         Ok(Ok(resp)) => resp,
     };
 
     let upgraded = websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    pending.set(Outcome::Forwarded, resp.status().as_u16());
+    let mut until_done: crate::proxy::body::UntilDone = Some(Box::new(pending));
     if let (true, Some(client_side)) = (upgraded, client_side) {
+        // The record is journaled when the relay ends, with its bytes.
+        let pending = until_done.take();
         let origin_side = hyper::upgrade::on(&mut resp);
         let idle = shared.limits.tunnel_idle_timeout;
         let counters = counters.clone();
@@ -87,6 +90,7 @@ pub async fn forward(
                 }
                 Err(e) => tracing::debug!(error = %e, "websocket upgrade did not complete"),
             }
+            drop(pending);
         });
     }
 
@@ -95,6 +99,12 @@ pub async fn forward(
     headers::add_via(&mut parts.headers, &shared.via);
     Ok(Response::from_parts(
         parts,
-        ProxyBody::Upstream(Metered::new(body, counters.down.clone())),
+        ProxyBody::Upstream(Metered::new(body, counters.down.clone()), until_done),
     ))
+}
+
+/// Journals a failed exchange as an error with the status its page will carry.
+pub fn failed(mut pending: Pending, err: ProxyError) -> ProxyError {
+    pending.set(Outcome::Error, err.status().as_u16());
+    err
 }

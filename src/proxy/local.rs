@@ -15,6 +15,13 @@ pub fn page(shared: &Shared, method: &Method, path: &str) -> LocalPage {
         "/healthz" => LocalPage::Health,
         "/" => LocalPage::Index {
             pac_url: shared.pac_url.clone(),
+            ca_name: shared.minter.as_ref().map(|m| m.ca().common_name()),
+        },
+        "/signpost-ca.pem" => match &shared.minter {
+            Some(m) => LocalPage::CaCert(bytes::Bytes::from(m.ca().cert_pem.clone())),
+            None => LocalPage::NotFound {
+                path: "/signpost-ca.pem (no interception CA is configured)".into(),
+            },
         },
         other => LocalPage::NotFound {
             path: other.chars().take(200).collect(),

@@ -4,12 +4,15 @@
 //! state every connection uses; [`Server::run`] accepts until told to stop, then drains.
 
 pub mod body;
+mod coaching;
 mod conn;
 pub mod error;
 mod exchange;
 mod forward;
 pub mod headers;
+mod intercept;
 pub mod io;
+mod journaling;
 mod local;
 pub mod target;
 mod tunnel;
@@ -27,10 +30,14 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ConfigErrors, ProxyEndpoint};
+use crate::clock::Clock;
+use crate::coach::{AckStore, Tokens};
+use crate::config::{AckScope, Config, ConfigErrors, ProxyEndpoint, TlsConfig};
+use crate::journal::{Journal, Writer};
 use crate::net::{Cidr, Host};
 use crate::policy::Policy;
 use crate::respond::{Organisation, Responder};
+use crate::tls::{Ca, CaError, Minter};
 use upstream::{HostsFileError, Upstream};
 
 /// Timeouts and sizes every connection obeys.
@@ -54,6 +61,13 @@ pub struct Shared {
     /// Swapped whole on reload; each exchange loads it once.
     policy: Arc<ArcSwap<Policy>>,
     responder: Responder,
+    clock: Clock,
+    tokens: Tokens,
+    acks: Arc<AckStore>,
+    ack_scope: AckScope,
+    /// Present when `[tls]` is configured: interception is possible.
+    minter: Option<Minter>,
+    journal: Journal,
     pac: Bytes,
     pac_url: String,
     /// This proxy's `Via` entry; seeing it on an incoming request means a loop.
@@ -81,6 +95,33 @@ pub enum StartError {
     HostsFile(#[from] HostsFileError),
     #[error("{0}")]
     Policy(#[from] ConfigErrors),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error("interception CA: {0}")]
+    Mint(String),
+    #[error(transparent)]
+    Secret(#[from] crate::coach::token::SecretError),
+    #[error(transparent)]
+    Store(#[from] crate::coach::store::StoreError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+}
+
+/// Loads the interception CA, creating it first when allowed and missing.
+fn load_ca(tls: &TlsConfig) -> Result<Minter, StartError> {
+    if tls.create_if_missing && !tls.ca_cert.exists() && !tls.ca_key.exists() {
+        crate::tls::ca::create(&tls.ca_cert, &tls.ca_key, false)?;
+        tracing::warn!(
+            cert = %tls.ca_cert.display(),
+            key = %tls.ca_key.display(),
+            "created a new interception CA; browsers must trust {} (see the proxy's / page, \
+             or serve /signpost-ca.pem to them) before coached HTTPS sites show guidance",
+            tls.ca_cert.display()
+        );
+    }
+    let ca = Ca::load(&tls.ca_cert, &tls.ca_key)?;
+    tracing::info!(ca = %ca.common_name(), cert = %tls.ca_cert.display(), "interception CA loaded");
+    Minter::new(ca, tls.leaf_cache.get()).map_err(|e| StartError::Mint(e.to_string()))
 }
 
 /// A bound proxy, ready to run.
@@ -88,6 +129,7 @@ pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
+    writer: Writer,
 }
 
 impl Server {
@@ -101,16 +143,22 @@ impl Server {
     /// As [`Server::bind`], with a policy compiled by the caller.
     pub async fn bind_with_policy(config: &Config, policy: Policy) -> Result<Server, StartError> {
         let p = &config.proxy;
-        if policy
-            .rules
-            .iter()
-            .any(|r| r.action == crate::config::Action::Coach)
+        let clock = Clock::new();
+        let minter = config.tls.as_ref().map(load_ca).transpose()?;
+        if minter.is_none()
+            && policy
+                .rules
+                .iter()
+                .any(|r| r.action == crate::config::Action::Coach)
         {
             tracing::warn!(
-                "rules with action `coach` pass traffic for now: the interstitial is not built \
-                 yet (see the coach issue); `explain` already shows their decisions"
+                "no [tls] section: coached HTTPS sites are refused (403) because their guidance \
+                 cannot be shown without interception; plain HTTP sites get the interstitial"
             );
         }
+        let tokens = Tokens::load_or_create(&config.coach.secret_file)?;
+        let pseudo = config.journal.pseudonymise.then(|| tokens.pseudonymiser());
+        let (journal, writer) = crate::journal::start(&config.journal, pseudo)?;
         let addr = p.listen.0;
         let listener = TcpListener::bind(addr)
             .await
@@ -157,14 +205,21 @@ impl Server {
             },
             upstream: Upstream::new(&config.upstream)?,
             policy: Arc::new(ArcSwap::from_pointee(policy)),
-            responder: Responder::new(
+            responder: Responder::with_overrides(
                 via.to_str().unwrap_or_default().to_string(),
                 Organisation {
                     name: config.organisation.name.clone(),
                     acceptable_use_url: config.organisation.acceptable_use_url.clone(),
                     contact: config.organisation.contact.clone(),
                 },
+                config.pages.dir.as_deref(),
             ),
+            clock,
+            tokens,
+            acks: Arc::new(AckStore::open(&config.journal.path, clock.now())?),
+            ack_scope: config.coach.scope,
+            minter,
+            journal,
             pac: Bytes::from(pac),
             pac_url: format!("http://{reach_host}:{}/proxy.pac", local.port()),
             via,
@@ -175,12 +230,18 @@ impl Server {
             listener,
             permits: Arc::new(Semaphore::new(p.max_connections.get())),
             shared: Arc::new(shared),
+            writer,
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The journal, for reopening its files on SIGUSR1 and for metrics.
+    pub fn journal(&self) -> Journal {
+        self.shared.journal.clone()
     }
 
     /// The live policy, for reloading.
@@ -200,6 +261,7 @@ impl Server {
             listener,
             shared,
             permits,
+            writer,
         } = self;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, pac = %shared.pac_url, "signpost is listening");
@@ -249,5 +311,14 @@ impl Server {
                 "connections still open after the shutdown grace period; closing them"
             );
         }
+        // Everything journaled so far reaches the store before we return.
+        let _ = tokio::task::spawn_blocking(move || writer.finish(Duration::from_secs(10))).await;
+        let stats = &shared.journal.stats;
+        tracing::info!(
+            written = stats.written.load(std::sync::atomic::Ordering::Relaxed),
+            dropped = stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            lost = stats.lost.load(std::sync::atomic::Ordering::Relaxed),
+            "journal closed"
+        );
     }
 }

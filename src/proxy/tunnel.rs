@@ -11,8 +11,10 @@ use super::body::ProxyBody;
 use super::error::ProxyError;
 use super::forward::Counters;
 use super::io::{Activity, Watched};
+use super::journaling::Pending;
 use super::target::Origin;
 use super::Shared;
+use crate::journal::Outcome;
 
 /// Opens a tunnel to `origin`. The origin is connected before the 200 goes out, so that a
 /// client is told when the site cannot be reached.
@@ -21,22 +23,30 @@ pub async fn open(
     mut req: Request<Incoming>,
     origin: Origin,
     counters: &Counters,
+    mut pending: Pending,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if !shared.connect_ports.contains(&origin.port) {
+        let mut pending = pending;
+        pending.set(Outcome::Denied, 403);
         return Err(ProxyError::PortNotAllowed(origin));
     }
-    let stream = shared
-        .upstream
-        .connect(&origin.host, origin.port)
-        .await
-        .map_err(|error| ProxyError::Upstream {
-            origin: origin.clone(),
-            error,
-        })?;
+    let stream = match shared.upstream.connect(&origin.host, origin.port).await {
+        Ok(s) => s,
+        Err(error) => {
+            let err = ProxyError::Upstream {
+                origin: origin.clone(),
+                error,
+            };
+            return Err(super::forward::failed(pending, err));
+        }
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let idle = shared.limits.tunnel_idle_timeout;
     let counters = counters.clone();
+    pending.set(Outcome::Tunnelled, 200);
     shared.tasks.spawn(async move {
+        // Journaled when the tunnel closes, with its bytes and duration.
+        let _pending = pending;
         match on_upgrade.await {
             Ok(client) => {
                 let (up, down) = splice(TokioIo::new(client), stream, idle).await;

@@ -87,7 +87,9 @@ pub async fn tls_origin() -> (Origin, rustls::pki_types::CertificateDer<'static>
 }
 
 /// A TLS origin whose self-signed certificate names `names` (DNS names or IP addresses).
-pub async fn tls_origin_for(names: &[&str]) -> (Origin, rustls::pki_types::CertificateDer<'static>) {
+pub async fn tls_origin_for(
+    names: &[&str],
+) -> (Origin, rustls::pki_types::CertificateDer<'static>) {
     let key = rcgen::KeyPair::generate().unwrap();
     let params =
         rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
@@ -277,11 +279,23 @@ pub struct TestProxy {
     pub done: tokio::task::JoinHandle<()>,
 }
 
-/// A config that listens on an ephemeral loopback port; tests adjust the rest.
+/// A config that listens on an ephemeral loopback port, with its state (token secret,
+/// acknowledgements) in a fresh temporary folder; tests adjust the rest.
 pub fn config() -> Config {
     let mut c = Config::default();
     c.proxy.listen = Listen("127.0.0.1:0".parse().unwrap());
+    let state = state_dir();
+    c.coach.secret_file = state.join("coach-secret");
+    c.journal.path = state.join("journal.db");
     c
+}
+
+/// A temporary folder that lives as long as the test process.
+pub fn state_dir() -> std::path::PathBuf {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    std::mem::forget(dir);
+    path
 }
 
 pub async fn proxy(config: Config) -> TestProxy {

@@ -1,0 +1,173 @@
+//! The decision journal: one record per decision, handed to a bounded queue on the hot
+//! path and written in batches by a dedicated thread (SQLite, plus optional JSONL and
+//! Squid-format files). The proxy never waits on the disk: when the queue is full a
+//! record is counted as dropped, and a warning and a metric say so.
+
+pub mod pseudo;
+pub mod record;
+pub mod review;
+pub mod sinks;
+pub mod store;
+mod writer;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use pseudo::Pseudonymiser;
+pub use record::{Outcome, Record};
+
+use crate::config::JournalConfig;
+
+/// How many records may wait for the writer. At 20,000 decisions a second this is
+/// several seconds of slack for a slow disk.
+pub const QUEUE: usize = 131_072;
+
+/// Counters for logs and `/metrics`.
+#[derive(Debug, Default)]
+pub struct JournalStats {
+    pub queued: AtomicU64,
+    pub written: AtomicU64,
+    /// Refused because the queue was full (or the writer had stopped).
+    pub dropped: AtomicU64,
+    /// Accepted, but lost because the store could not be written.
+    pub lost: AtomicU64,
+    pub depth: AtomicI64,
+    /// Last time (unix seconds) a drop was warned about, to keep the log readable.
+    last_warning: AtomicI64,
+}
+
+/// The hot path's handle: cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct Journal {
+    tx: SyncSender<Record>,
+    pub stats: Arc<JournalStats>,
+    pseudo: Option<Arc<Pseudonymiser>>,
+    reopen: Arc<AtomicBool>,
+}
+
+/// The writer thread, to be drained on shutdown.
+pub struct Writer {
+    thread: Mutex<Option<JoinHandle<()>>>,
+    closing: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error(transparent)]
+    Store(#[from] store::StoreOpenError),
+    #[error("journal file {path}: {source}")]
+    Sink {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the journal writer: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Opens the store and the file sinks and starts the writer thread.
+pub fn start(
+    config: &JournalConfig,
+    pseudo: Option<Pseudonymiser>,
+) -> Result<(Journal, Writer), JournalError> {
+    let store = store::DecisionStore::open(&config.path, config.retention.map(|r| r.0))?;
+    let sinks = sinks::Sinks::open(config.jsonl.as_deref(), config.squid_log.as_deref())?;
+    let (tx, rx) = sync_channel(QUEUE);
+    let stats = Arc::new(JournalStats::default());
+    let closing = Arc::new(AtomicBool::new(false));
+    let reopen = Arc::new(AtomicBool::new(false));
+    let thread = writer::spawn(
+        rx,
+        store,
+        sinks,
+        stats.clone(),
+        closing.clone(),
+        reopen.clone(),
+    )
+    .map_err(JournalError::Thread)?;
+    Ok((
+        Journal {
+            tx,
+            stats,
+            pseudo: pseudo.map(Arc::new),
+            reopen,
+        },
+        Writer {
+            thread: Mutex::new(Some(thread)),
+            closing,
+        },
+    ))
+}
+
+impl Journal {
+    /// Hands a record to the writer. Never blocks; a full queue drops the record and
+    /// counts it.
+    pub fn record(&self, mut record: Record) {
+        if let Some(p) = &self.pseudo {
+            record.client = p.hide(&record.client);
+            record.user = record.user.map(|u| p.hide(&u));
+        }
+        match self.tx.try_send(record) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                self.stats.depth.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                let now = jiff::Timestamp::now().as_second();
+                let last = self.stats.last_warning.load(Ordering::Relaxed);
+                if now - last >= 10
+                    && self
+                        .stats
+                        .last_warning
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    tracing::warn!(
+                        dropped,
+                        "journal queue full: decision records are being dropped"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Asks the file sinks to reopen their files (after logrotate moved them).
+    pub fn reopen_files(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
+    }
+
+    /// The pseudonym for an identity, when pseudonymisation is on.
+    pub fn hide(&self, identity: &str) -> String {
+        match &self.pseudo {
+            Some(p) => p.hide(identity),
+            None => identity.to_string(),
+        }
+    }
+}
+
+impl Writer {
+    /// Lets the writer store everything queued so far, then stops it. Records sent after
+    /// this are counted as dropped.
+    pub fn finish(&self, within: Duration) {
+        self.closing.store(true, Ordering::Relaxed);
+        let handle = match self.thread.lock() {
+            Ok(mut t) => t.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(handle) = handle {
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = handle.join();
+                let _ = done_tx.send(());
+            });
+            if done_rx.recv_timeout(within).is_err() {
+                tracing::warn!(
+                    "the journal writer did not finish in time; some records may be lost"
+                );
+            }
+        }
+    }
+}

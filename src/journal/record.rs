@@ -1,0 +1,68 @@
+//! One decision record, with the fields DESIGN.md names (the JSONL sink writes them as is).
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+/// What happened to the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Forwarded,
+    Tunnelled,
+    Coached,
+    Acknowledged,
+    Blocked,
+    Denied,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Forwarded => "forwarded",
+            Outcome::Tunnelled => "tunnelled",
+            Outcome::Coached => "coached",
+            Outcome::Acknowledged => "acknowledged",
+            Outcome::Blocked => "blocked",
+            Outcome::Denied => "denied",
+            Outcome::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Some(match s {
+            "forwarded" => Outcome::Forwarded,
+            "tunnelled" => Outcome::Tunnelled,
+            "coached" => Outcome::Coached,
+            "acknowledged" => Outcome::Acknowledged,
+            "blocked" => Outcome::Blocked,
+            "denied" => Outcome::Denied,
+            "error" => Outcome::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// One decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// When the request arrived (RFC 3339, UTC).
+    pub ts: Timestamp,
+    pub client: String,
+    pub user: Option<String>,
+    pub method: String,
+    /// `scheme://host[:port]/path` (never the query); for a tunnel `scheme://host:port`.
+    pub url: String,
+    pub host: String,
+    pub category: Option<String>,
+    pub rule: Option<String>,
+    /// allow, monitor, coach or block; absent for the proxy's own pages and refusals.
+    pub action: Option<String>,
+    pub outcome: Outcome,
+    pub status: u16,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub duration_ms: u64,
+    /// What a person wrote when acknowledging, if asked.
+    pub reason: Option<String>,
+}
