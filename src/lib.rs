@@ -16,10 +16,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod clock;
 pub mod coach;
 pub mod config;
 pub mod journal;
+pub mod metrics;
 pub mod net;
 pub mod pac;
 pub mod policy;

@@ -142,6 +142,65 @@ impl AckStore {
     }
 }
 
+impl AckStore {
+    /// Acknowledgements still valid at `now`, newest first (for the dashboard).
+    pub fn list(&self, now: Timestamp, limit: usize) -> Result<Vec<Ack>, StoreError> {
+        let db = match self.db.lock() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let err = |source| StoreError {
+            path: self.path.clone(),
+            source,
+        };
+        let mut stmt = db
+            .prepare(
+                "SELECT identity, key, host, reason, acknowledged_at, expires_at FROM acknowledgements
+                 WHERE expires_at > ?1 ORDER BY acknowledged_at DESC LIMIT ?2",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![now.as_second(), limit as i64], |r| {
+                let at: i64 = r.get(4)?;
+                let until: i64 = r.get(5)?;
+                Ok(Ack {
+                    identity: r.get(0)?,
+                    key: r.get(1)?,
+                    host: r.get(2)?,
+                    reason: r.get(3)?,
+                    at: Timestamp::from_second(at).unwrap_or(Timestamp::UNIX_EPOCH),
+                    until: Timestamp::from_second(until).unwrap_or(Timestamp::UNIX_EPOCH),
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    /// Withdraws an acknowledgement: the person sees the guidance again next time.
+    pub fn revoke(&self, identity: &str, key: &str) -> Result<bool, StoreError> {
+        let changed = {
+            let db = match self.db.lock() {
+                Ok(d) => d,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            db.execute(
+                "DELETE FROM acknowledgements WHERE identity = ?1 AND key = ?2",
+                params![identity, key],
+            )
+            .map_err(|source| StoreError {
+                path: self.path.clone(),
+                source,
+            })?
+        };
+        let mut live = match self.live.write() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        live.remove(&(identity.to_string(), key.to_string()));
+        Ok(changed > 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +232,11 @@ mod tests {
         drop(store);
         let again = AckStore::open(&path, now).unwrap();
         assert!(again.is_valid("10.0.0.5", "social", now));
+        let listed = again.list(now, 10).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].reason.as_deref(), Some("research"));
+        assert!(again.revoke("10.0.0.5", "social").unwrap());
+        assert!(!again.is_valid("10.0.0.5", "social", now));
         let later = AckStore::open(&path, "2026-11-23T00:00:00Z".parse().unwrap()).unwrap();
         assert!(!later.is_valid(
             "10.0.0.5",

@@ -33,6 +33,7 @@ pub struct Config {
     pub coach: CoachConfig,
     pub journal: JournalConfig,
     pub pages: PagesConfig,
+    pub admin: AdminConfig,
     pub organisation: OrganisationConfig,
     #[serde(rename = "schedule")]
     pub schedules: BTreeMap<String, ScheduleConfig>,
@@ -128,6 +129,34 @@ impl Default for JournalConfig {
             squid_log: None,
             retention: Some(Span(Duration::from_secs(90 * 86400))),
             pseudonymise: false,
+        }
+    }
+}
+
+/// `[admin]`: the review dashboard and `/metrics`, on their own listener (never the proxy
+/// port: nothing about people is served there).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: Listen,
+    /// An argon2 hash (PHC string) of the dashboard password.
+    pub password_hash: Option<String>,
+    /// The name of an environment variable holding an access token (for scripts).
+    pub token_env: Option<String>,
+    /// How long a dashboard login lasts.
+    pub session_lifetime: Span,
+    /// Set to false to run without the admin listener.
+    pub enabled: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: Listen(([127, 0, 0, 1], 3129).into()),
+            password_hash: None,
+            token_env: None,
+            session_lifetime: Span(Duration::from_secs(8 * 3600)),
+            enabled: true,
         }
     }
 }

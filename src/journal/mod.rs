@@ -44,6 +44,7 @@ pub struct JournalStats {
 pub struct Journal {
     tx: SyncSender<Record>,
     pub stats: Arc<JournalStats>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pseudo: Option<Arc<Pseudonymiser>>,
     reopen: Arc<AtomicBool>,
 }
@@ -91,6 +92,7 @@ pub fn start(
         Journal {
             tx,
             stats,
+            metrics: Arc::default(),
             pseudo: pseudo.map(Arc::new),
             reopen,
         },
@@ -105,6 +107,11 @@ impl Journal {
     /// Hands a record to the writer. Never blocks; a full queue drops the record and
     /// counts it.
     pub fn record(&self, mut record: Record) {
+        self.metrics.count_decision(
+            record.action.as_deref(),
+            record.category.as_deref(),
+            record.outcome.as_str(),
+        );
         if let Some(p) = &self.pseudo {
             record.client = p.hide(&record.client);
             record.user = record.user.map(|u| p.hide(&u));

@@ -64,6 +64,7 @@ pub async fn serve(
     });
     let activity = Activity::new();
     let io = TokioIo::new(Watched::new(stream, activity.clone()));
+    shared.journal.metrics.connection_opened();
     let refused = refusal.is_some();
     let service = {
         let shared = shared.clone();
@@ -128,6 +129,7 @@ pub async fn serve(
             }
         }
     }
+    shared.journal.metrics.connection_closed();
     drop(permit);
 }
 

@@ -244,6 +244,11 @@ impl Server {
         self.shared.journal.clone()
     }
 
+    /// The acknowledgement store, for the dashboard.
+    pub fn acks(&self) -> Arc<AckStore> {
+        Arc::clone(&self.shared.acks)
+    }
+
     /// The live policy, for reloading.
     pub fn policy(&self) -> Arc<ArcSwap<Policy>> {
         self.shared.policy.clone()

@@ -1,0 +1,1 @@
+//! The review dashboard and /metrics (filled in by the admin work).
