@@ -169,6 +169,7 @@ wait_until() {
 pick_port ORIGIN_PORT "${ORIGIN_PORT:-18080}"
 pick_port SIGNPOST_PORT "${SIGNPOST_PORT:-18128}"
 pick_port SQUID_PORT "${SQUID_PORT:-18129}"
+pick_port NOJOURNAL_PORT "${NOJOURNAL_PORT:-18138}"
 ORIGIN=http://127.0.0.1:$ORIGIN_PORT
 
 # ---------------------------------------------------------------------------------------
@@ -221,18 +222,40 @@ wait_until 100 nginx "$NGINX_PID" curl -sf -o /dev/null "$ORIGIN/1k"
 # ---------------------------------------------------------------------------------------
 # 3. Signpost
 # ---------------------------------------------------------------------------------------
-cat >"$TMP/signpost.toml" <<EOF
+# Two instances: the journal on (SQLite plus a Squid-format access log, as Squid keeps
+# one), and off, to show what recording every decision costs.
+signpost_config() { # FILE PORT STATE JOURNAL_ENABLED
+    mkdir -p "$3"
+    cat >"$1" <<EOF
 [proxy]
-listen = "127.0.0.1:$SIGNPOST_PORT"
+listen = "127.0.0.1:$2"
 allow_clients = ["127.0.0.0/8"]
+
+[coach]
+secret_file = "$3/coach-secret"
+
+[journal]
+enabled = $4
+path = "$3/journal.db"
+squid_log = "$3/access.log"
+
+[admin]
+enabled = false
 EOF
-"$SIGNPOST_BIN" check -c "$TMP/signpost.toml" >/dev/null
-log "signpost on 127.0.0.1:$SIGNPOST_PORT"
+    "$SIGNPOST_BIN" check -c "$1" >/dev/null
+}
+signpost_config "$TMP/signpost.toml" "$SIGNPOST_PORT" "$TMP/signpost-state" true
+signpost_config "$TMP/signpost-nojournal.toml" "$NOJOURNAL_PORT" "$TMP/nojournal-state" false
+log "signpost on 127.0.0.1:$SIGNPOST_PORT (journal on), 127.0.0.1:$NOJOURNAL_PORT (journal off)"
 # RUST_LOG=warn: no per-request logging, but warnings and errors land in the log we report.
 RUST_LOG=warn "$SIGNPOST_BIN" run -c "$TMP/signpost.toml" 2>"$TMP/signpost.log" &
 SIGNPOST_PID=$!
 PIDS+=("$SIGNPOST_PID")
+RUST_LOG=error "$SIGNPOST_BIN" run -c "$TMP/signpost-nojournal.toml" 2>"$TMP/signpost-nojournal.log" &
+NOJOURNAL_PID=$!
+PIDS+=("$NOJOURNAL_PID")
 wait_until 100 signpost "$SIGNPOST_PID" curl -sf -o /dev/null "http://127.0.0.1:$SIGNPOST_PORT/healthz"
+wait_until 100 signpost-nojournal "$NOJOURNAL_PID" curl -sf -o /dev/null "http://127.0.0.1:$NOJOURNAL_PORT/healthz"
 
 # ---------------------------------------------------------------------------------------
 # 4. Squid (optional): no cache, access log on, one process
@@ -388,12 +411,15 @@ bench_proxy() { # NAME PORT PID
     RSS[$1]=$(peak_rss_kib "$3")
 }
 bench_proxy signpost "$SIGNPOST_PORT" "$SIGNPOST_PID"
+bench_proxy signpost-nojournal "$NOJOURNAL_PORT" "$NOJOURNAL_PID"
 [[ -n $SQUID_PID ]] && bench_proxy squid "$SQUID_PORT" "$SQUID_PID"
 run_test direct keep-alive "$ORIGIN/1k" ""
 
 # ---------------------------------------------------------------------------------------
 # 7. Report
 # ---------------------------------------------------------------------------------------
+# Counted by Python's sqlite3 module (always there with python3), not a sqlite3 binary.
+sqlite_count() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from decisions").fetchone()[0])' "$1" 2>/dev/null || echo n/a; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
@@ -421,7 +447,11 @@ report() {
             echo "- signpost/squid CPU per request, $t: $(ratio "${CPU[signpost/$t]}" "${CPU[squid/$t]}") (lower is better)"
         done
     fi
-    for p in signpost squid; do
+    for t in keep-alive conn-close; do
+        echo "- journal on/off req/s, $t: $(ratio "${RPS[signpost/$t]}" "${RPS[signpost-nojournal/$t]}")"
+    done
+    echo "- decisions journaled by the journal-on instance: $(sqlite_count "$TMP/signpost-state/journal.db")"
+    for p in signpost signpost-nojournal squid; do
         [[ -n ${RSS[$p]:-} ]] && echo "- peak RSS (VmHWM), $p: $(mib "${RSS[$p]}")"
     done
     local warnings

@@ -119,6 +119,8 @@ pub struct JournalConfig {
     pub retention: Option<Span>,
     /// Store and show a keyed hash instead of client addresses and user names.
     pub pseudonymise: bool,
+    /// Set to false to record no decisions (for measuring its cost; not for production).
+    pub enabled: bool,
 }
 
 impl Default for JournalConfig {
@@ -129,6 +131,7 @@ impl Default for JournalConfig {
             squid_log: None,
             retention: Some(Span(Duration::from_secs(90 * 86400))),
             pseudonymise: false,
+            enabled: true,
         }
     }
 }

@@ -42,7 +42,8 @@ pub struct JournalStats {
 /// The hot path's handle: cheap to clone, never blocks.
 #[derive(Clone)]
 pub struct Journal {
-    tx: SyncSender<Record>,
+    /// `None` when the journal is switched off.
+    tx: Option<SyncSender<Record>>,
     pub stats: Arc<JournalStats>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pseudo: Option<Arc<Pseudonymiser>>,
@@ -73,6 +74,22 @@ pub fn start(
     config: &JournalConfig,
     pseudo: Option<Pseudonymiser>,
 ) -> Result<(Journal, Writer), JournalError> {
+    if !config.enabled {
+        tracing::warn!("[journal] enabled = false: no decisions are being recorded");
+        return Ok((
+            Journal {
+                tx: None,
+                stats: Arc::default(),
+                metrics: Arc::default(),
+                pseudo: pseudo.map(Arc::new),
+                reopen: Arc::default(),
+            },
+            Writer {
+                thread: Mutex::new(None),
+                closing: Arc::default(),
+            },
+        ));
+    }
     let store = store::DecisionStore::open(&config.path, config.retention.map(|r| r.0))?;
     let sinks = sinks::Sinks::open(config.jsonl.as_deref(), config.squid_log.as_deref())?;
     let (tx, rx) = sync_channel(QUEUE);
@@ -90,7 +107,7 @@ pub fn start(
     .map_err(JournalError::Thread)?;
     Ok((
         Journal {
-            tx,
+            tx: Some(tx),
             stats,
             metrics: Arc::default(),
             pseudo: pseudo.map(Arc::new),
@@ -112,11 +129,12 @@ impl Journal {
             record.category.as_deref(),
             record.outcome.as_str(),
         );
+        let Some(tx) = &self.tx else { return };
         if let Some(p) = &self.pseudo {
             record.client = p.hide(&record.client);
             record.user = record.user.map(|u| p.hide(&u));
         }
-        match self.tx.try_send(record) {
+        match tx.try_send(record) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
                 self.stats.depth.fetch_add(1, Ordering::Relaxed);
