@@ -20,6 +20,7 @@ pub mod admin;
 pub mod clock;
 pub mod coach;
 pub mod config;
+pub mod identity;
 pub mod journal;
 pub mod metrics;
 pub mod net;

@@ -34,6 +34,7 @@ pub struct Config {
     pub journal: JournalConfig,
     pub pages: PagesConfig,
     pub admin: AdminConfig,
+    pub identity: IdentityConfig,
     pub organisation: OrganisationConfig,
     #[serde(rename = "schedule")]
     pub schedules: BTreeMap<String, ScheduleConfig>,
@@ -162,6 +163,101 @@ impl Default for AdminConfig {
             enabled: true,
         }
     }
+}
+
+/// How people are identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityMode {
+    /// By client address (no login).
+    #[default]
+    Ip,
+    /// Proxy authentication (`Proxy-Authorization: Basic`).
+    Basic,
+}
+
+/// A source of user names and passwords, tried in the order listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialSource {
+    Htpasswd,
+    Ldap,
+}
+
+/// `[identity]`: who is behind a request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    pub mode: IdentityMode,
+    /// Shown by browsers in the login prompt.
+    pub realm: String,
+    pub sources: Vec<CredentialSource>,
+    /// An htpasswd file with bcrypt hashes (`signpost user add -f FILE NAME`).
+    pub htpasswd: Option<PathBuf>,
+    pub ldap: Option<LdapConfig>,
+    /// How long a verified login is remembered (as a salted hash, never the password).
+    pub cache_for: Span,
+    /// Failed logins allowed per client address, and per user name, in `failure_window`.
+    pub max_failures: Bounded<1, 1_000_000>,
+    pub failure_window: Span,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            mode: IdentityMode::Ip,
+            realm: "Signpost web proxy".into(),
+            sources: vec![CredentialSource::Htpasswd],
+            htpasswd: None,
+            ldap: None,
+            cache_for: Span(Duration::from_secs(600)),
+            max_failures: Bounded(10),
+            failure_window: Span(Duration::from_secs(600)),
+        }
+    }
+}
+
+/// `[identity.ldap]`: a directory such as Active Directory or OpenLDAP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldap://host:389` or `ldaps://host:636`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[serde(default)]
+    pub starttls: bool,
+    /// A PEM file of CA certificates to trust for ldaps/StartTLS (default: the system's).
+    pub ca_cert: Option<PathBuf>,
+    /// Bind directly as this DN, `{user}` replaced by the (escaped) user name.
+    pub bind_dn: Option<String>,
+    /// Or search for the user under this base with `search_filter`, as the service account.
+    pub search_base: Option<String>,
+    #[serde(default = "default_search_filter")]
+    pub search_filter: String,
+    pub service_dn: Option<String>,
+    /// The environment variable holding the service account's password.
+    pub service_password_env: Option<String>,
+    /// Where groups are; `group_filter` may use `{dn}` and `{user}`.
+    pub group_base: Option<String>,
+    #[serde(default = "default_group_filter")]
+    pub group_filter: String,
+    #[serde(default = "default_group_attribute")]
+    pub group_attribute: String,
+    #[serde(default = "default_ldap_timeout")]
+    pub timeout: Span,
+}
+
+fn default_search_filter() -> String {
+    "(uid={user})".into()
+}
+fn default_group_filter() -> String {
+    "(|(member={dn})(uniqueMember={dn})(memberUid={user}))".into()
+}
+fn default_group_attribute() -> String {
+    "cn".into()
+}
+fn default_ldap_timeout() -> Span {
+    Span(Duration::from_secs(5))
 }
 
 /// `[pages]`: where page templates may be overridden.

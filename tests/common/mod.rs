@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod ldap;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

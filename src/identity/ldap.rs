@@ -1,0 +1,1 @@
+//! LDAP authentication (filled in by the LDAP work).

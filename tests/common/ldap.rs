@@ -1,0 +1,1 @@
+//! A throw-away slapd for LDAP tests (filled in by the LDAP work).
