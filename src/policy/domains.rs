@@ -58,6 +58,18 @@ impl DomainIndex {
         self.table.len()
     }
 
+    /// Makes room for about `names` more names (growing a table of millions is slow).
+    pub fn reserve(&mut self, names: usize) {
+        let hasher = &self.hasher;
+        let arena = &self.arena;
+        self.table.reserve(names, |s| {
+            let start = s.offset as usize;
+            hasher.hash_one(&arena[start..start + s.len as usize])
+        });
+        self.arena.reserve(names * 16);
+        self.hits.reserve(names);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
     }

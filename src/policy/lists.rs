@@ -21,6 +21,8 @@ pub enum HostEntry {
 pub fn host_entry(raw: &str) -> Result<HostEntry, String> {
     let text = raw.trim();
     if text.contains('*') || text.contains('?') {
+        // A trailing dot means the same name, as for plain entries.
+        let text = text.strip_suffix('.').unwrap_or(text);
         let ok = text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*' | b'?'));

@@ -101,6 +101,10 @@ impl HostMatcher {
         self.names.len() + self.glob_tags.len()
     }
 
+    pub fn reserve(&mut self, names: usize) {
+        self.names.reserve(names);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
