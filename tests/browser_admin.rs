@@ -1,0 +1,115 @@
+//! The review dashboard in a real headless Chromium: sign in, see the overview, filter the
+//! decision log — against the real binary, with decisions made through its proxy.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use argon2::password_hash::PasswordHasher;
+use common::browser::Browser;
+use common::*;
+use serde_json::json;
+
+#[test]
+fn chromium_signs_in_sees_the_overview_and_filters_the_decision_log() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let origin = rt.block_on(origin());
+    let state = state_dir();
+    // Cheap argon2 costs keep the debug build quick; the format is the real one.
+    let params = argon2::Params::new(256, 1, 1, None).unwrap();
+    let hash = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_with_salt(b"correct horse", b"signpost-browser-salt")
+        .unwrap()
+        .to_string();
+    let cfg = state.join("signpost.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[proxy]
+listen = "127.0.0.1:0"
+[upstream]
+hosts = {{ "news.example" = "127.0.0.1", "evil.example" = "127.0.0.1" }}
+[admin]
+listen = "127.0.0.1:0"
+password_hash = "{hash}"
+[coach]
+secret_file = "{s}/coach-secret"
+[journal]
+path = "{s}/journal.db"
+[[category]]
+name = "malware"
+hosts = ["evil.example"]
+[[rule]]
+name = "malware"
+category = "malware"
+action = "block"
+"#,
+            s = state.display()
+        ),
+    )
+    .unwrap();
+    let mut spawned = Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args(["--log-format", "json", "run", "--no-watch", "-c"])
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(spawned.stderr.take().unwrap()).lines();
+    let mut child = Running(Some(spawned));
+    let (mut proxy, mut admin) = (None, None);
+    while proxy.is_none() || admin.is_none() {
+        let line = lines.next().expect("the proxy starts").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let addr = v["fields"]["addr"].as_str().map(str::to_string);
+        match v["fields"]["message"].as_str() {
+            Some("signpost is listening") => proxy = addr,
+            Some("review dashboard and /metrics are listening") => admin = addr,
+            _ => {}
+        }
+    }
+    let (proxy, admin) = (proxy.unwrap(), admin.unwrap());
+
+    // Some decisions: two forwarded, one blocked.
+    let port = origin.addr.port();
+    rt.block_on(async {
+        let mut c = client(proxy.parse().unwrap()).await;
+        for url in [
+            format!("http://news.example:{port}/hello"),
+            format!("http://news.example:{port}/hello"),
+            format!("http://evil.example:{port}/x"),
+        ] {
+            body_text(c.send_request(get(&url)).await.unwrap()).await;
+            c.ready().await.unwrap();
+        }
+    });
+
+    let pac = format!("http://{proxy}/proxy.pac");
+    let base = format!("http://{admin}");
+    let steps = json!([
+        {"goto": format!("{base}/")},
+        {"expectText": "Sign in to the Signpost dashboard"},
+        {"fill": ["#password", "correct horse"]},
+        {"click": "button:has-text(\"Sign in\")"},
+        {"expectText": "Decisions"},
+        {"screenshot": state.join("overview.png").display().to_string()},
+        {"goto": format!("{base}/decisions")},
+        {"fill": ["#f-host", "evil.example"]},
+        {"click": "button:has-text(\"Show\")"},
+        {"expectText": "evil.example"},
+    ]);
+    let result = Browser::new().run(&pac, steps);
+    assert!(result.iter().all(|l| l["ok"] == true), "{result:#?}");
+    let last_url = result.last().unwrap()["url"].as_str().unwrap().to_string();
+    assert!(last_url.contains("host=evil.example"), "{last_url}");
+
+    let overview = std::fs::metadata(state.join("overview.png")).unwrap();
+    assert!(overview.len() > 1000, "the overview rendered");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().code(), Some(0));
+}
