@@ -174,6 +174,7 @@ fn request(host: &Host) -> Request<'_> {
         method: &Method::GET,
         client: IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)),
         user: None,
+        groups: &[],
     }
 }
 

@@ -11,13 +11,25 @@ missing=()
 command -v curl >/dev/null || missing+=(curl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v certutil >/dev/null || missing+=(libnss3-tools)
+# A real directory for the LDAP tests: OpenLDAP's server and its tools (slapadd,
+# slappasswd; they live in /usr/sbin, often not on a user's PATH) and clients.
+[ -x /usr/sbin/slapd ] && [ -x /usr/sbin/slapadd ] || missing+=(slapd)
+command -v ldapsearch >/dev/null || missing+=(ldap-utils)
 
 if ((${#missing[@]})); then
     echo "scripts/test.sh: installing ${missing[*]}" >&2
     sudo=""
     if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # (`env` because sudo drops DEBIAN_FRONTEND from the environment: slapd's debconf
+    # questions must not wait for an answer.)
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if [[ " ${missing[*]} " == *" slapd "* ]]; then
+        # The package may start a system slapd on port 389; the tests start their own.
+        $sudo systemctl disable --now slapd >/dev/null 2>&1 ||
+            { $sudo service slapd stop >/dev/null 2>&1; $sudo update-rc.d slapd disable >/dev/null 2>&1; } ||
+            true
+    fi
 fi
 
 # The browser driver's one dependency (playwright-core, pinned in tests/browser/package-lock.json;

@@ -214,6 +214,10 @@ impl Responder {
             resp.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
+        if let ProxyError::AuthRequired { challenge, .. } = err {
+            resp.headers_mut()
+                .insert(http::header::PROXY_AUTHENTICATE, challenge.clone());
+        }
         resp
     }
 
@@ -362,6 +366,24 @@ fn describe(err: &ProxyError) -> (&'static str, &'static str, Option<String>, Op
         ProxyError::Intercept(why) => (
             "The proxy could not show its page for this site",
             "Signpost needed a certificate for this site and could not make one.",
+            None,
+            Some(why.clone()),
+        ),
+        ProxyError::AuthRequired { why, .. } => (
+            "Please sign in to use the web proxy",
+            "The proxy needs your network user name and password.",
+            None,
+            Some(why.clone()),
+        ),
+        ProxyError::TooManyLogins => (
+            "Too many failed sign-ins",
+            "Sign-in is paused for a few minutes after repeated wrong passwords. If you have forgotten yours, contact the IT service desk.",
+            None,
+            None,
+        ),
+        ProxyError::AuthUnavailable(why) => (
+            "Sign-in is unavailable",
+            "The proxy cannot reach the directory that checks passwords right now. Please try again shortly.",
             None,
             Some(why.clone()),
         ),

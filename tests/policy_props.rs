@@ -50,6 +50,7 @@ fn classify_parsed(policy: &Policy, host: &Host) -> Classification {
         method: &Method::GET,
         client: IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)),
         user: None,
+        groups: &[],
     };
     classify(policy, &req, at())
 }

@@ -298,6 +298,8 @@ pub struct ScheduleConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct GroupConfig {
     pub clients: Vec<Cidr>,
+    /// User names (with proxy authentication).
+    pub users: Vec<String>,
 }
 
 /// `[[category]]`: a kind of site, and where its members are listed.
@@ -358,6 +360,10 @@ pub struct RuleConfig {
     pub hosts: Option<Vec<String>>,
     /// CIDRs, addresses, or names of `[group.NAME]`.
     pub clients: Option<Vec<String>>,
+    /// User names (proxy authentication); any of them.
+    pub users: Option<Vec<String>>,
+    /// `[group.NAME]` with `users`, or directory (LDAP) group names; any of them.
+    pub groups: Option<Vec<String>>,
     /// One schedule or a list; any of them may hold.
     pub schedule: Option<Names>,
     pub methods: Option<Names>,

@@ -23,6 +23,8 @@ pub struct Request<'a> {
     pub method: &'a Method,
     pub client: IpAddr,
     pub user: Option<&'a str>,
+    /// The user's directory groups (LDAP), if any.
+    pub groups: &'a [String],
 }
 
 /// The outcome of classification.
@@ -43,6 +45,8 @@ pub enum Miss {
     Method,
     Category,
     Client,
+    User,
+    Group,
     Host,
     Schedule,
 }
@@ -142,6 +146,25 @@ fn check(
     if let Some(clients) = &rule.clients {
         if !clients.iter().any(|c| c.contains(req.client)) {
             return Some(Miss::Client);
+        }
+    }
+    if let Some(users) = &rule.users {
+        let Some(user) = req.user else {
+            return Some(Miss::User);
+        };
+        if !users.iter().any(|u| u.eq_ignore_ascii_case(user)) {
+            return Some(Miss::User);
+        }
+    }
+    if let Some(groups) = &rule.groups {
+        let in_group = req.user.is_some_and(|user| {
+            groups.iter().any(|g| {
+                g.users.iter().any(|u| u.eq_ignore_ascii_case(user))
+                    || req.groups.iter().any(|d| d.eq_ignore_ascii_case(&g.name))
+            })
+        });
+        if !in_group {
+            return Some(Miss::Group);
         }
     }
     if let Some(hosts) = &rule.hosts {
@@ -258,6 +281,24 @@ fn describe_miss(policy: &Policy, rule: &Rule, miss: Miss, req: &Request, at: Ti
             rule.categories.as_deref().map(names).unwrap_or_default()
         ),
         Miss::Client => format!("client {} is not in its clients", req.client),
+        Miss::User => match req.user {
+            Some(u) => format!("user {u} is not in its users"),
+            None => "it names users and the request has none (no proxy login)".into(),
+        },
+        Miss::Group => match req.user {
+            Some(u) => format!(
+                "user {u} is in none of its groups ({})",
+                rule.groups
+                    .as_ref()
+                    .map(|g| g
+                        .iter()
+                        .map(|g| g.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
+            None => "it names groups and the request has no user (no proxy login)".into(),
+        },
         Miss::Host => format!("host {} is not in its hosts", req.host),
         Miss::Schedule => {
             let list = rule

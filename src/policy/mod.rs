@@ -46,10 +46,23 @@ pub struct Rule {
     pub categories: Option<Vec<u16>>,
     pub hosts: Option<HostMatcher>,
     pub clients: Option<Vec<Cidr>>,
+    /// Lower-cased user names.
+    pub users: Option<Vec<String>>,
+    /// Groups by name: members listed in config, or directory groups of that name.
+    pub groups: Option<Vec<GroupRef>>,
     pub schedules: Option<Vec<usize>>,
     pub methods: Option<Vec<Method>>,
     pub action: Action,
     pub message: Option<String>,
+}
+
+/// A group a rule names.
+#[derive(Debug, Clone)]
+pub struct GroupRef {
+    /// Lower-cased, to compare with directory groups.
+    pub name: String,
+    /// Lower-cased members from `[group.NAME] users`.
+    pub users: Vec<String>,
 }
 
 /// Everything a classification needs, compiled once.
@@ -378,6 +391,24 @@ fn compile_rule(
         nets
     });
 
+    let users = rule
+        .users
+        .as_ref()
+        .map(|u| u.iter().map(|n| n.to_lowercase()).collect::<Vec<_>>());
+    let groups = rule.groups.as_ref().map(|names| {
+        names
+            .iter()
+            .map(|n| GroupRef {
+                name: n.to_lowercase(),
+                users: config
+                    .groups
+                    .get(n)
+                    .map(|g| g.users.iter().map(|u| u.to_lowercase()).collect())
+                    .unwrap_or_default(),
+            })
+            .collect::<Vec<_>>()
+    });
+
     let schedules = rule.schedule.as_ref().map(|names| {
         let many = is_list("schedule");
         names
@@ -425,6 +456,8 @@ fn compile_rule(
             categories,
             hosts,
             clients,
+            users,
+            groups,
             schedules,
             methods,
             action: rule.action,
@@ -461,6 +494,7 @@ mod tests {
             method: &method,
             client: client.parse().unwrap(),
             user: None,
+            groups: &[],
         };
         let c = classify(p, &req, at.parse().unwrap());
         (c.action, c.rule.map(|r| p.rules[r].name.clone()))

@@ -28,6 +28,18 @@ pub enum ProxyError {
     /// A certificate for interception could not be made (500).
     #[error("interception failed: {0}")]
     Intercept(String),
+    /// Proxy authentication is required or failed (407, with a challenge).
+    #[error("proxy authentication required: {why}")]
+    AuthRequired {
+        challenge: http::HeaderValue,
+        why: String,
+    },
+    /// Too many failed logins from this address or for this user (429).
+    #[error("too many failed logins")]
+    TooManyLogins,
+    /// The credential source could not be asked (503).
+    #[error("the login service is unavailable: {0}")]
+    AuthUnavailable(String),
     /// `proxy.max_connections` reached (503).
     #[error("too many connections")]
     Overloaded,
@@ -45,6 +57,9 @@ impl ProxyError {
             },
             ProxyError::Loop => S::LOOP_DETECTED,
             ProxyError::Intercept(_) => S::INTERNAL_SERVER_ERROR,
+            ProxyError::AuthRequired { .. } => S::PROXY_AUTHENTICATION_REQUIRED,
+            ProxyError::TooManyLogins => S::TOO_MANY_REQUESTS,
+            ProxyError::AuthUnavailable(_) => S::SERVICE_UNAVAILABLE,
             ProxyError::Overloaded => S::SERVICE_UNAVAILABLE,
         }
     }

@@ -37,6 +37,70 @@ impl ClientConn {
     }
 }
 
+/// Who is behind a request: the client address, and the user when proxy authentication
+/// is on.
+#[derive(Debug, Clone)]
+pub struct Who {
+    pub client: String,
+    pub user: Option<String>,
+    pub groups: Vec<String>,
+}
+
+impl Who {
+    /// Acknowledgements and their tokens follow the person when known, else the address.
+    pub fn ack_identity(&self) -> &str {
+        self.user.as_deref().unwrap_or(&self.client)
+    }
+}
+
+/// Answers a request whose proxy login failed, and journals it (never the password).
+fn refuse_login(
+    shared: &Shared,
+    auth: &crate::identity::Authenticator,
+    who: &Who,
+    failure: crate::identity::AuthFailure,
+    method: &http::Method,
+    url: &str,
+    now: Timestamp,
+) -> Response<ProxyBody> {
+    use crate::identity::AuthFailure;
+    let attempted = match &failure {
+        AuthFailure::Rejected(user) => Some(user.clone()),
+        _ => None,
+    };
+    let err = match &failure {
+        AuthFailure::RateLimited => ProxyError::TooManyLogins,
+        AuthFailure::Unavailable(why) => ProxyError::AuthUnavailable(why.clone()),
+        other => ProxyError::AuthRequired {
+            challenge: auth.challenge(),
+            why: other.to_string(),
+        },
+    };
+    let response = shared.responder.error(&err);
+    // A browser's first request carries no credentials by design: only failures that
+    // name a user (or are refused outright) are worth a record.
+    if !matches!(failure, AuthFailure::Missing) {
+        shared.journal.record(Record {
+            ts: now,
+            client: who.client.clone(),
+            user: attempted,
+            method: method.to_string(),
+            url: url.to_string(),
+            host: String::new(),
+            category: None,
+            rule: None,
+            action: None,
+            outcome: Outcome::Denied,
+            status: response.status().as_u16(),
+            bytes_up: 0,
+            bytes_down: 0,
+            duration_ms: 0,
+            reason: Some(failure.to_string()),
+        });
+    }
+    response
+}
+
 /// Handles one request and always produces a response; errors become pages in `respond`.
 pub async fn handle(
     shared: &Arc<Shared>,
@@ -50,11 +114,31 @@ pub async fn handle(
     let counters = Counters::default();
     let policy = shared.policy.load_full();
     let now = shared.clock.now();
-    let identity = conn.identity();
+    let target = target::parse(req.method(), req.uri(), &conn.me);
+    let mut who = Who {
+        client: conn.identity(),
+        user: None,
+        groups: Vec::new(),
+    };
+    // Proxy authentication, for requests that leave the proxy (never its own pages).
+    if let (Ok(Target::Http(_) | Target::Connect(_)), Some(auth)) = (&target, &shared.auth) {
+        let header = req.headers().get(http::header::PROXY_AUTHORIZATION);
+        match auth
+            .verify(header, crate::net::canonical_ip(conn.peer.ip()))
+            .await
+        {
+            Ok(id) => {
+                who.user = Some(id.user);
+                who.groups = id.groups;
+            }
+            Err(failure) => return refuse_login(shared, auth, &who, failure, &method, &url, now),
+        }
+    }
+    let identity = who.ack_identity().to_string();
     let record = |host: String, url: String| Record {
         ts: now,
-        client: identity.clone(),
-        user: None,
+        client: who.client.clone(),
+        user: who.user.clone(),
         method: method.to_string(),
         url,
         host,
@@ -73,107 +157,105 @@ pub async fn handle(
     // Each branch says how its record ends: `Some(outcome)` to journal it now with the
     // response's status, `None` when it has been handed on (streamed, tunnelled) or there
     // is nothing to journal (the proxy's own pages).
-    let (finish, result): (Finish, Result<Response<ProxyBody>, ProxyError>) =
-        match target::parse(req.method(), req.uri(), &conn.me) {
-            Err(e) => {
-                let p = pending(record(String::new(), url.clone()));
-                (Some((Outcome::Error, p)), Err(e.into()))
+    let (finish, result): (Finish, Result<Response<ProxyBody>, ProxyError>) = match target {
+        Err(e) => {
+            let p = pending(record(String::new(), url.clone()));
+            (Some((Outcome::Error, p)), Err(e.into()))
+        }
+        Ok(Target::Local { path }) => (
+            None,
+            Ok(shared
+                .responder
+                .local(local::page(shared, req.method(), &path))),
+        ),
+        Ok(Target::Http(origin)) if coaching::is_acknowledgement(&req) => {
+            let site = intercept::site("http", &origin);
+            let host = origin.host.to_string();
+            let mut p = pending(record(host.clone(), url.clone()));
+            let (resp, note) =
+                coaching::acknowledge(shared, &policy, &identity, &site, &host, req, now).await;
+            let outcome = note.apply(&mut p, resp.status());
+            (Some((outcome, p)), Ok(resp))
+        }
+        Ok(Target::Http(origin)) => {
+            let c = classify(&policy, &origin, Some(req.uri().path()), &req, &who, now);
+            let host = origin.host.to_string();
+            let mut r = record(host.clone(), url.clone());
+            describe(&mut r, &policy, &c);
+            let p = pending(r);
+            let verdict = coaching::verdict(shared, &policy, &c, &identity, &host, now);
+            match verdict {
+                Verdict::Pass => (
+                    None,
+                    forward::forward(shared, req, origin, &counters, p).await,
+                ),
+                Verdict::Block => (
+                    Some((Outcome::Blocked, p)),
+                    Ok(shared.responder.blocked(blocked_page(&policy, &c, &url))),
+                ),
+                Verdict::Coach(cat) if coach::is_navigation(req.headers()) => {
+                    let full_url = req.uri().to_string();
+                    let message = coaching::rule_message(&policy, &c);
+                    (
+                        Some((Outcome::Coached, p)),
+                        Ok(coaching::interstitial(
+                            shared, &policy, cat, message, &identity, &host, &full_url, now, None,
+                        )),
+                    )
+                }
+                Verdict::Coach(_) => (
+                    Some((Outcome::Coached, p)),
+                    Ok(shared.responder.refused_quietly(Action::Coach)),
+                ),
             }
-            Ok(Target::Local { path }) => (
-                None,
-                Ok(shared
-                    .responder
-                    .local(local::page(shared, req.method(), &path))),
-            ),
-            Ok(Target::Http(origin)) if coaching::is_acknowledgement(&req) => {
-                let site = intercept::site("http", &origin);
-                let host = origin.host.to_string();
-                let mut p = pending(record(host.clone(), url.clone()));
-                let (resp, note) =
-                    coaching::acknowledge(shared, &policy, &identity, &site, &host, req, now).await;
-                let outcome = note.apply(&mut p, resp.status());
-                (Some((outcome, p)), Ok(resp))
-            }
-            Ok(Target::Http(origin)) => {
-                let c = classify(&policy, &origin, Some(req.uri().path()), &req, conn, now);
-                let host = origin.host.to_string();
-                let mut r = record(host.clone(), url.clone());
-                describe(&mut r, &policy, &c);
-                let p = pending(r);
-                let verdict = coaching::verdict(shared, &policy, &c, &identity, &host, now);
-                match verdict {
-                    Verdict::Pass => (
+        }
+        Ok(Target::Connect(origin)) => {
+            let c = classify(&policy, &origin, None, &req, &who, now);
+            let host = origin.host.to_string();
+            let mut r = record(host.clone(), format!("https://{origin}"));
+            describe(&mut r, &policy, &c);
+            let p = pending(r);
+            let verdict = coaching::verdict(shared, &policy, &c, &identity, &host, now);
+            let intercepting = shared.minter.is_some();
+            match verdict {
+                Verdict::Pass => (None, tunnel::open(shared, req, origin, &counters, p).await),
+                // Intercepted: the requests inside are journaled one by one.
+                Verdict::Block if intercepting => {
+                    p.cancel();
+                    let mode = Mode::Block(blocked_page(&policy, &c, &url));
+                    (
                         None,
-                        forward::forward(shared, req, origin, &counters, p).await,
-                    ),
-                    Verdict::Block => (
-                        Some((Outcome::Blocked, p)),
-                        Ok(shared.responder.blocked(blocked_page(&policy, &c, &url))),
-                    ),
-                    Verdict::Coach(cat) if coach::is_navigation(req.headers()) => {
-                        let full_url = req.uri().to_string();
-                        let message = coaching::rule_message(&policy, &c);
-                        (
-                            Some((Outcome::Coached, p)),
-                            Ok(coaching::interstitial(
-                                shared, &policy, cat, message, &identity, &host, &full_url, now,
-                                None,
-                            )),
-                        )
-                    }
-                    Verdict::Coach(_) => (
-                        Some((Outcome::Coached, p)),
-                        Ok(shared.responder.refused_quietly(Action::Coach)),
-                    ),
+                        intercept::open(shared, req, origin, who.clone(), mode),
+                    )
                 }
-            }
-            Ok(Target::Connect(origin)) => {
-                let c = classify(&policy, &origin, None, &req, conn, now);
-                let host = origin.host.to_string();
-                let mut r = record(host.clone(), format!("https://{origin}"));
-                describe(&mut r, &policy, &c);
-                let p = pending(r);
-                let verdict = coaching::verdict(shared, &policy, &c, &identity, &host, now);
-                let intercepting = shared.minter.is_some();
-                match verdict {
-                    Verdict::Pass => (None, tunnel::open(shared, req, origin, &counters, p).await),
-                    // Intercepted: the requests inside are journaled one by one.
-                    Verdict::Block if intercepting => {
-                        p.cancel();
-                        let mode = Mode::Block(blocked_page(&policy, &c, &url));
-                        (
-                            None,
-                            intercept::open(shared, req, origin, identity.clone(), mode),
-                        )
-                    }
-                    // Without a CA the page cannot be shown inside the tunnel; the 403
-                    // still carries it for clients that display CONNECT errors.
-                    Verdict::Block => (
-                        Some((Outcome::Blocked, p)),
-                        Ok(shared.responder.blocked(blocked_page(&policy, &c, &url))),
-                    ),
-                    Verdict::Coach(cat) if intercepting => {
-                        p.cancel();
-                        let category = policy
-                            .category(cat)
-                            .map(|c| c.name.clone())
-                            .unwrap_or_default();
-                        let mode = Mode::Coach {
-                            category,
-                            message: coaching::rule_message(&policy, &c),
-                        };
-                        (
-                            None,
-                            intercept::open(shared, req, origin, identity.clone(), mode),
-                        )
-                    }
-                    Verdict::Coach(_) => (
-                        Some((Outcome::Coached, p)),
-                        Ok(shared.responder.refused_quietly(Action::Coach)),
-                    ),
+                // Without a CA the page cannot be shown inside the tunnel; the 403
+                // still carries it for clients that display CONNECT errors.
+                Verdict::Block => (
+                    Some((Outcome::Blocked, p)),
+                    Ok(shared.responder.blocked(blocked_page(&policy, &c, &url))),
+                ),
+                Verdict::Coach(cat) if intercepting => {
+                    p.cancel();
+                    let category = policy
+                        .category(cat)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_default();
+                    let mode = Mode::Coach {
+                        category,
+                        message: coaching::rule_message(&policy, &c),
+                    };
+                    (
+                        None,
+                        intercept::open(shared, req, origin, who.clone(), mode),
+                    )
                 }
+                Verdict::Coach(_) => (
+                    Some((Outcome::Coached, p)),
+                    Ok(shared.responder.refused_quietly(Action::Coach)),
+                ),
             }
-        };
+        }
+    };
     let response = match result {
         Ok(resp) => resp,
         Err(e) => {
@@ -216,15 +298,20 @@ fn classify(
     origin: &Origin,
     path: Option<&str>,
     req: &Request<Incoming>,
-    conn: &ClientConn,
+    who: &Who,
     now: Timestamp,
 ) -> Classification {
+    let client = who
+        .client
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let request = policy::Request {
         host: &origin.host,
         path,
         method: req.method(),
-        client: crate::net::canonical_ip(conn.peer.ip()),
-        user: None,
+        client,
+        user: who.user.as_deref(),
+        groups: &who.groups,
     };
     policy::classify(policy, &request, now)
 }

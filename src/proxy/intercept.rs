@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use super::body::ProxyBody;
 use super::coaching::{self, ack_key};
 use super::error::ProxyError;
+use super::exchange::Who;
 use super::forward::Counters;
 use super::journaling::Pending;
 use super::target::Origin;
@@ -52,7 +53,7 @@ pub fn open(
     shared: &Arc<Shared>,
     mut req: Request<Incoming>,
     origin: Origin,
-    identity: String,
+    who: Who,
     mode: Mode,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let Some(minter) = shared.minter.as_ref() else {
@@ -81,7 +82,7 @@ pub fn open(
                 // Usually a browser that does not trust the Signpost CA yet: worth an
                 // administrator's attention, so it is journaled.
                 tracing::info!(host = %origin.host, error = %e, "TLS handshake with the client failed during interception (is the Signpost CA trusted?)");
-                let mut r = record(&shared, &identity, "CONNECT", format!("https://{origin}"), &origin, &mode);
+                let mut r = record(&shared, &who, "CONNECT", format!("https://{origin}"), &origin, &mode);
                 r.reason = Some(format!("TLS handshake failed (is the Signpost CA trusted?): {e}"));
                 shared.journal.record(r);
                 return;
@@ -93,10 +94,10 @@ pub fn open(
             service_fn(move |req| {
                 let shared = Arc::clone(&shared);
                 let origin = origin.clone();
-                let identity = identity.clone();
+                let who = who.clone();
                 let mode = mode.clone();
                 async move {
-                    Ok::<_, Infallible>(inside(&shared, &origin, &identity, &mode, req).await)
+                    Ok::<_, Infallible>(inside(&shared, &origin, &who, &mode, req).await)
                 }
             })
         };
@@ -117,10 +118,11 @@ pub fn open(
 async fn inside(
     shared: &Shared,
     origin: &Origin,
-    identity: &str,
+    who: &Who,
     mode: &Mode,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    let identity = who.ack_identity();
     let site = site("https", origin);
     let host = origin.host.to_string();
     let policy = shared.policy.load_full();
@@ -129,14 +131,7 @@ async fn inside(
     let logged_url = format!("{site}{}", req.uri().path());
     let mut pending = Pending::new(
         shared.journal.clone(),
-        record(
-            shared,
-            identity,
-            req.method().as_str(),
-            logged_url,
-            origin,
-            mode,
-        ),
+        record(shared, who, req.method().as_str(), logged_url, origin, mode),
         Counters::default(),
         started,
     );
@@ -164,7 +159,7 @@ async fn inside(
 /// The record for a request inside an intercepted connection.
 fn record(
     shared: &Shared,
-    identity: &str,
+    who: &Who,
     method: &str,
     url: String,
     origin: &Origin,
@@ -176,8 +171,8 @@ fn record(
     };
     Record {
         ts: shared.clock.now(),
-        client: identity.to_string(),
-        user: None,
+        client: who.client.clone(),
+        user: who.user.clone(),
         method: method.to_string(),
         url,
         host: origin.host.to_string(),

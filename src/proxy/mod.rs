@@ -7,7 +7,7 @@ pub mod body;
 mod coaching;
 mod conn;
 pub mod error;
-mod exchange;
+pub(crate) mod exchange;
 mod forward;
 pub mod headers;
 mod intercept;
@@ -68,6 +68,8 @@ pub struct Shared {
     /// Present when `[tls]` is configured: interception is possible.
     minter: Option<Minter>,
     journal: Journal,
+    /// Present in `[identity] mode = "basic"`.
+    auth: Option<Arc<crate::identity::Authenticator>>,
     pac: Bytes,
     pac_url: String,
     /// This proxy's `Via` entry; seeing it on an incoming request means a loop.
@@ -105,6 +107,8 @@ pub enum StartError {
     Store(#[from] crate::coach::store::StoreError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
 }
 
 /// Loads the interception CA, creating it first when allowed and missing.
@@ -156,6 +160,12 @@ impl Server {
                  cannot be shown without interception; plain HTTP sites get the interstitial"
             );
         }
+        let auth = match config.identity.mode {
+            crate::config::IdentityMode::Ip => None,
+            crate::config::IdentityMode::Basic => {
+                Some(crate::identity::Authenticator::new(&config.identity)?)
+            }
+        };
         let tokens = Tokens::load_or_create(&config.coach.secret_file)?;
         let pseudo = config.journal.pseudonymise.then(|| tokens.pseudonymiser());
         let (journal, writer) = crate::journal::start(&config.journal, pseudo)?;
@@ -220,6 +230,7 @@ impl Server {
             ack_scope: config.coach.scope,
             minter,
             journal,
+            auth,
             pac: Bytes::from(pac),
             pac_url: format!("http://{reach_host}:{}/proxy.pac", local.port()),
             via,

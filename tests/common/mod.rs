@@ -370,3 +370,28 @@ pub async fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// A spawned `signpost` process that is killed if the test ends early (a panic), so that
+/// no proxy outlives its test.
+pub struct Running(pub Option<std::process::Child>);
+
+impl Running {
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Waits for the process to exit by itself (after a signal the test sent).
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let mut child = self.0.take().expect("still running");
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
