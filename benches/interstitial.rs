@@ -57,7 +57,9 @@ action = "coach"
     let pem = std::fs::read_to_string(state.path().join("ca.pem")).expect("ca");
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     use base64::Engine;
-    let der = base64::engine::general_purpose::STANDARD.decode(b64).expect("pem");
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("pem");
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(der)).expect("root");
     let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(

@@ -63,7 +63,11 @@ fn run(rate: u64, secs: u64, jsonl: bool) {
     let drained_after = start.elapsed();
     let written = j.stats.written.load(Ordering::Relaxed);
     let dropped = j.stats.dropped.load(Ordering::Relaxed);
-    let label = if rate == 0 { "flat out".to_string() } else { format!("{rate}/s") };
+    let label = if rate == 0 {
+        "flat out".to_string()
+    } else {
+        format!("{rate}/s")
+    };
     println!(
         "{label:>10} {:>6}: offered {sent:>9} in {:>5.2}s ({:>8.0}/s) stored {written:>9} dropped {dropped:>7} — all stored after {:>5.2}s ({:>8.0}/s)",
         if jsonl { "+files" } else { "sqlite" },
@@ -75,8 +79,18 @@ fn run(rate: u64, secs: u64, jsonl: bool) {
 }
 
 fn main() {
-    let secs = std::env::var("SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    for (rate, files) in [(20_000, false), (20_000, true), (50_000, true), (100_000, true), (0, false), (0, true)] {
+    let secs = std::env::var("SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    for (rate, files) in [
+        (20_000, false),
+        (20_000, true),
+        (50_000, true),
+        (100_000, true),
+        (0, false),
+        (0, true),
+    ] {
         run(rate, secs, files);
     }
 }

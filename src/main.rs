@@ -40,6 +40,40 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user, or set a new password; asks for it (or reads one line from stdin).
+    Add {
+        #[arg(short, long)]
+        file: PathBuf,
+        name: String,
+    },
+    /// Remove a user.
+    Remove {
+        #[arg(short, long)]
+        file: PathBuf,
+        name: String,
+    },
+    /// List the users.
+    List {
+        #[arg(short, long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Write the example to standard output: `signpost config example > signpost.toml`.
+    Example,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Print an argon2 hash of a password for `[admin] password_hash` (asks for it, or
+    /// reads one line from stdin).
+    HashPassword,
+}
+
+#[derive(Subcommand)]
 enum CaCommand {
     /// Write DIR/ca.pem and DIR/ca-key.pem (mode 0600): a new ECDSA P-256 CA for 10 years.
     Init {
@@ -77,6 +111,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ReviewFormat::Table)]
         format: ReviewFormat,
     },
+    /// Manage the users of an htpasswd file (bcrypt) for `[identity] mode = "basic"`.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Dashboard helpers.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print a fully commented configuration for a typical council office.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Manage the interception CA.
     Ca {
         #[command(subcommand)]
@@ -91,7 +140,8 @@ enum Command {
         /// The client address.
         #[arg(long, default_value = "127.0.0.1")]
         client: std::net::IpAddr,
-        /// The user name, when proxy authentication is on.
+        /// The user name, when proxy authentication is on ([group.NAME] users apply;
+        /// directory groups are not looked up).
         #[arg(long)]
         user: Option<String>,
         /// The instant to judge at (RFC 3339), for schedules; now by default.
@@ -121,6 +171,16 @@ fn main() -> ExitCode {
         Command::Ca {
             command: CaCommand::Init { dir, force },
         } => ca_init(&dir, force),
+        Command::User { command } => user(command),
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
+            print!("{}", include_str!("../config/example.toml"));
+            ExitCode::SUCCESS
+        }
+        Command::Admin {
+            command: AdminCommand::HashPassword,
+        } => hash_password(),
         Command::Explain {
             config,
             url,
@@ -135,8 +195,11 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never into journald or a file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
@@ -218,8 +281,12 @@ fn review(path: PathBuf, since: &str, format: ReviewFormat) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let report = signpost::journal::store::connect(&config.journal.path)
-        .and_then(|db| signpost::journal::review::build(&db, from, until));
+    // Read-only: running `review` as another user must not leave files the proxy cannot write.
+    let report = rusqlite::Connection::open_with_flags(
+        &config.journal.path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|db| signpost::journal::review::build(&db, from, until));
     match report {
         Ok(report) => {
             match format {
@@ -239,6 +306,90 @@ fn review(path: PathBuf, since: &str, format: ReviewFormat) -> ExitCode {
             eprintln!("{}: {e}", config.journal.path.display());
             ExitCode::FAILURE
         }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    use argon2::password_hash::PasswordHasher;
+    let password = match read_password("the dashboard") {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) => {
+            eprintln!("the password is empty");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // A random salt is made by the hasher.
+    match argon2::Argon2::default().hash_password(password.as_bytes()) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn user(command: UserCommand) -> ExitCode {
+    use signpost::identity::htpasswd;
+    let result = match command {
+        UserCommand::Add { file, name } => read_password(&name).and_then(|pw| {
+            htpasswd::set_user(&file, &name, &pw)
+                .map(|replaced| {
+                    let what = if replaced {
+                        "changed the password of"
+                    } else {
+                        "added"
+                    };
+                    println!("{}: {what} {name}", file.display());
+                })
+                .map_err(|e| e.to_string())
+        }),
+        UserCommand::Remove { file, name } => htpasswd::remove_user(&file, &name)
+            .map_err(|e| e.to_string())
+            .and_then(|removed| {
+                if removed {
+                    println!("{}: removed {name}", file.display());
+                    Ok(())
+                } else {
+                    Err(format!("{}: there is no user `{name}`", file.display()))
+                }
+            }),
+        UserCommand::List { file } => htpasswd::list_users(&file)
+            .map(|users| users.iter().for_each(|u| println!("{u}")))
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Asks twice on a terminal (without echo); otherwise reads one line from stdin.
+fn read_password(name: &str) -> Result<String, String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("Password for {name}: "))
+            .map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords differ".into());
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
     }
 }
 
@@ -308,6 +459,7 @@ fn explain(
         method: &method,
         client,
         user,
+        groups: &[],
     };
     let at = at.unwrap_or_else(jiff::Timestamp::now);
     let explanation = policy::explain(&policy, &request, at);
@@ -344,8 +496,31 @@ fn run(path: PathBuf, watch_files: bool) -> ExitCode {
         let stop = CancellationToken::new();
         tokio::spawn(stop_on_signal(stop.clone()));
         let reloader = Reloader::new(path.clone(), server.policy());
-        reloader.spawn(stop.clone(), watch_files);
+        reloader.clone().spawn(stop.clone(), watch_files);
         reopen_on_sigusr1(server.journal());
+        if config.admin.enabled {
+            let ctx = signpost::admin::AdminContext {
+                config: config.admin.clone(),
+                journal_path: config.journal.path.clone(),
+                policy: server.policy(),
+                reloader,
+                journal: server.journal(),
+                acks: server.acks(),
+                clock: signpost::clock::Clock::new(),
+            };
+            match signpost::admin::bind(ctx).await {
+                Ok(admin) => {
+                    if let Ok(addr) = admin.local_addr() {
+                        tracing::info!(%addr, "review dashboard and /metrics are listening");
+                    }
+                    tokio::spawn(admin.run(stop.clone()));
+                }
+                Err(e) => {
+                    tracing::error!(config = %path.display(), "{e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         server.run(stop).await;
         tracing::info!("signpost stopped");
         ExitCode::SUCCESS

@@ -22,6 +22,9 @@ use tokio::net::{TcpSocket, TcpStream};
 fn config_text(state: &Path, extra_journal: &str, tls_port: u16) -> String {
     format!(
         r#"
+[admin]
+listen = "127.0.0.1:0"
+
 [proxy]
 listen = "127.0.0.1:0"
 allow_clients = ["127.0.0.1/32"]
@@ -550,7 +553,7 @@ fn spawn_binary(
     state: &Path,
     origin_port: u16,
 ) -> (
-    std::process::Child,
+    Running,
     std::net::SocketAddr,
     std::io::Lines<BufReader<std::process::ChildStderr>>,
 ) {
@@ -571,7 +574,7 @@ fn spawn_binary(
             break v["fields"]["addr"].as_str().unwrap().parse().unwrap();
         }
     };
-    (child, addr, lines)
+    (Running(Some(child)), addr, lines)
 }
 
 #[test]
@@ -604,7 +607,7 @@ fn after_kill_9_the_store_opens_and_holds_all_but_the_last_second() {
         .args(["-KILL", &child.id().to_string()])
         .status()
         .unwrap();
-    child.wait().unwrap();
+    child.wait();
 
     let db = rusqlite::Connection::open(state.join("journal.db")).unwrap();
     let ok: String = db
@@ -674,7 +677,7 @@ fn sigusr1_reopens_the_journal_files_for_logrotate() {
         .status()
         .unwrap();
     let mut child = child;
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(child.wait().code(), Some(0));
     assert_eq!(
         std::fs::read_to_string(&rotated).unwrap().lines().count(),
         1

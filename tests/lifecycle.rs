@@ -84,18 +84,19 @@ fn the_binary_serves_and_exits_zero_on_sigterm() {
     let cfg = write_config(
         dir.path(),
         &format!(
-            "[proxy]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[coach]\nsecret_file = \"{}\"\n",
+            "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[coach]\nsecret_file = \"{}\"\n",
             dir.path().join("journal.db").display(),
             dir.path().join("coach-secret").display()
         ),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
+    let mut spawned = Command::new(env!("CARGO_BIN_EXE_signpost"))
         .args(["--log-format", "json", "run", "-c"])
         .arg(&cfg)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let stderr = spawned.stderr.take().unwrap();
+    let mut child = Running(Some(spawned));
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
         let line = lines
@@ -120,7 +121,7 @@ fn the_binary_serves_and_exits_zero_on_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = child.wait();
     assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(
@@ -181,4 +182,16 @@ fn run_refuses_a_bad_config_with_the_same_message() {
         err.contains(":3:1: `proxy.colour`: unknown field `colour`"),
         "{err}"
     );
+}
+
+#[test]
+fn config_example_prints_the_commented_example() {
+    let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let shipped =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml")).unwrap();
+    assert_eq!(out.stdout, shipped);
 }

@@ -25,6 +25,9 @@ secret_file = "{secret}"
 [journal]
 path = "{journal}"
 
+[admin]
+listen = "127.0.0.1:0"
+
 [proxy]
 listen = "127.0.0.1:0"
 connect_ports = [443, {origin_port}]
@@ -180,13 +183,14 @@ fn sighup_reloads_the_policy_in_the_running_binary() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("signpost.toml");
     std::fs::write(&path, policy_text(port, "allow")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
+    let mut spawned = Command::new(env!("CARGO_BIN_EXE_signpost"))
         .args(["--log-format", "json", "run", "--no-watch", "-c"])
         .arg(&path)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut lines = BufReader::new(spawned.stderr.take().unwrap()).lines();
+    let mut child = Running(Some(spawned));
     let mut next_message = |want: &str| loop {
         let line = lines.next().expect("the proxy keeps logging").unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -223,7 +227,7 @@ fn sighup_reloads_the_policy_in_the_running_binary() {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(child.wait().code(), Some(0));
 }
 
 fn ut1_fixture(dir: &Path) -> std::path::PathBuf {
