@@ -22,13 +22,16 @@ impl Host {
             .and_then(|t| t.strip_suffix(']'))
             .unwrap_or(text);
         if let Ok(ip) = bare.parse::<IpAddr>() {
-            return Ok(Host::Ip(ip));
+            return Ok(Host::Ip(canonical_ip(ip)));
         }
         if bare.len() != text.len() {
             return Err(HostError::new(
                 text,
                 "brackets may only hold an IPv6 address",
             ));
+        }
+        if let Some(v4) = ipv4_like(text)? {
+            return Ok(Host::Ip(IpAddr::V4(v4)));
         }
         normalise_name(text).map(Host::Name)
     }
@@ -67,6 +70,63 @@ impl HostError {
             why,
         }
     }
+}
+
+/// Reads the other ways an IPv4 address can be written, as browsers and `inet_aton` do
+/// (the WHATWG URL rule: a host whose last label is a number is an IPv4 address):
+/// `127.1`, `2130706433`, `0x7f.0.0.1`, `0177.0.0.1`, `127.0.0.1.`. Without this, such a
+/// spelling would dodge an IP entry in a category, or reach the proxy itself.
+/// `Ok(None)` when the text is a name; an error when it looks like a number but is not a
+/// valid address.
+pub fn ipv4_like(text: &str) -> Result<Option<std::net::Ipv4Addr>, HostError> {
+    let t = text.strip_suffix('.').unwrap_or(text);
+    let parts: Vec<&str> = t.split('.').collect();
+    let Some(last) = parts.last() else {
+        return Ok(None);
+    };
+    let numeric = |p: &str| {
+        let p = p.to_ascii_lowercase();
+        !p.is_empty()
+            && (p.bytes().all(|b| b.is_ascii_digit())
+                || p.strip_prefix("0x")
+                    .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())))
+    };
+    if !numeric(last) {
+        return Ok(None);
+    }
+    let bad = || HostError::new(text, "it ends in a number but is not a valid IPv4 address");
+    if parts.len() > 4 {
+        return Err(bad());
+    }
+    let mut values = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let lower = p.to_ascii_lowercase();
+        let value = if let Some(hex) = lower.strip_prefix("0x") {
+            if hex.is_empty() {
+                Ok(0)
+            } else {
+                u64::from_str_radix(hex, 16)
+            }
+        } else if lower.len() > 1 && lower.starts_with('0') {
+            u64::from_str_radix(&lower[1..], 8)
+        } else {
+            lower.parse::<u64>()
+        };
+        values.push(value.map_err(|_| bad())?);
+    }
+    let (head, tail) = values.split_at(values.len() - 1);
+    if head.iter().any(|v| *v > 255) {
+        return Err(bad());
+    }
+    let room = 8 * (5 - values.len() as u32);
+    if tail[0] >= (1u64 << room) {
+        return Err(bad());
+    }
+    let mut n: u64 = tail[0];
+    for (i, v) in head.iter().enumerate() {
+        n += v << (8 * (3 - i as u32));
+    }
+    Ok(Some(std::net::Ipv4Addr::from(n as u32)))
 }
 
 /// Lower-cases a DNS name, drops one trailing dot and checks label syntax.
@@ -170,6 +230,43 @@ mod tests {
             Host::Ip("10.1.2.3".parse().unwrap())
         );
         assert!(Host::parse("[example.com]").is_err());
+    }
+
+    #[test]
+    fn other_spellings_of_ipv4_are_addresses() {
+        let lo = Host::Ip("127.0.0.1".parse().unwrap());
+        for s in [
+            "127.0.0.1.",
+            "127.1",
+            "2130706433",
+            "0x7f.0.0.1",
+            "0177.0.0.1",
+            "0x7F000001",
+            "127.0.1",
+        ] {
+            assert_eq!(Host::parse(s).unwrap(), lo, "{s}");
+        }
+        assert_eq!(
+            Host::parse("10.0.4.0.").unwrap(),
+            Host::Ip("10.0.4.0".parse().unwrap())
+        );
+        assert!(Host::parse("256.0.0.1").is_err());
+        assert!(Host::parse("1.2.3.4.5").is_err());
+        assert!(Host::parse("4294967296").is_err());
+        assert!(Host::parse("08.1.1.1").is_err(), "08 is not octal");
+        assert_eq!(
+            Host::parse("example.com").unwrap(),
+            Host::Name("example.com".into())
+        );
+        assert_eq!(
+            Host::parse("1a.example").unwrap(),
+            Host::Name("1a.example".into())
+        );
+        assert_eq!(
+            Host::parse("[::ffff:127.0.0.1]").unwrap(),
+            lo,
+            "IPv4-mapped is IPv4"
+        );
     }
 
     #[test]

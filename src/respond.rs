@@ -363,6 +363,18 @@ fn describe(err: &ProxyError) -> (&'static str, &'static str, Option<String>, Op
             Some(origin.host.to_string()),
             Some(error.detail.clone()),
         ),
+        ProxyError::BadBody => (
+            "The request could not be sent on",
+            "The data your browser sent was malformed or incomplete.",
+            None,
+            Some(err.to_string()),
+        ),
+        ProxyError::UnsupportedCoding(_) => (
+            "The request could not be sent on",
+            "The browser used a transfer coding this proxy does not pass on.",
+            None,
+            Some(err.to_string()),
+        ),
         ProxyError::Intercept(why) => (
             "The proxy could not show its page for this site",
             "Signpost needed a certificate for this site and could not make one.",

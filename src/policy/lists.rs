@@ -23,6 +23,11 @@ pub fn host_entry(raw: &str) -> Result<HostEntry, String> {
     if text.contains('*') || text.contains('?') {
         // A trailing dot means the same name, as for plain entries.
         let text = text.strip_suffix('.').unwrap_or(text);
+        if text.ends_with('.') || text.contains("..") {
+            return Err(format!(
+                "`{text}` is not a host pattern: it has an empty label"
+            ));
+        }
         let ok = text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*' | b'?'));

@@ -12,15 +12,25 @@ use hyper::body::Incoming;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Counts the data bytes of a streamed body into a shared counter.
+/// Counts the data bytes of a streamed body into a shared counter, and notes whether the
+/// stream failed (so that a broken body is not mistaken for a complete one).
 pub struct Metered<B> {
     inner: B,
     count: Arc<AtomicU64>,
+    failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<B> Metered<B> {
-    pub fn new(inner: B, count: Arc<AtomicU64>) -> Self {
-        Metered { inner, count }
+    pub fn new(
+        inner: B,
+        count: Arc<AtomicU64>,
+        failed: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
+        Metered {
+            inner,
+            count,
+            failed,
+        }
     }
 }
 
@@ -36,10 +46,14 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
             }
+            Poll::Ready(Some(Err(_))) => self.failed.store(true, Ordering::Relaxed),
+            _ => {}
         }
         polled
     }

@@ -90,6 +90,8 @@ pub async fn serve(
     let mut builder = http1::Builder::new();
     builder
         .max_buf_size(shared.limits.max_header_bytes)
+        // max_buf_size alone is only checked while a head is incomplete.
+        .max_header_size(shared.limits.max_header_bytes)
         .keep_alive(!refused)
         .header_read_timeout(None);
     let connection = builder.serve_connection(io, service).with_upgrades();

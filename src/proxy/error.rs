@@ -25,6 +25,12 @@ pub enum ProxyError {
     /// The request already passed through this proxy (508).
     #[error("forwarding loop: the request already passed through this proxy")]
     Loop,
+    /// The client's request body was malformed (400).
+    #[error("the request body was malformed or cut short")]
+    BadBody,
+    /// A transfer-coding the proxy cannot pass on (501).
+    #[error("transfer-coding `{0}` is not supported")]
+    UnsupportedCoding(String),
     /// A certificate for interception could not be made (500).
     #[error("interception failed: {0}")]
     Intercept(String),
@@ -49,7 +55,8 @@ impl ProxyError {
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode as S;
         match self {
-            ProxyError::BadTarget(_) => S::BAD_REQUEST,
+            ProxyError::BadTarget(_) | ProxyError::BadBody => S::BAD_REQUEST,
+            ProxyError::UnsupportedCoding(_) => S::NOT_IMPLEMENTED,
             ProxyError::PortNotAllowed(_) | ProxyError::ClientDenied(_) => S::FORBIDDEN,
             ProxyError::Upstream { error, .. } => match error.kind {
                 UpstreamErrorKind::Timeout => S::GATEWAY_TIMEOUT,

@@ -114,7 +114,8 @@ pub async fn handle(
     let counters = Counters::default();
     let policy = shared.policy.load_full();
     let now = shared.clock.now();
-    let target = target::parse(req.method(), req.uri(), &conn.me);
+    let target = target::check_host_header(req.version(), req.headers())
+        .and_then(|()| target::parse(req.method(), req.uri(), &conn.me));
     let mut who = Who {
         client: conn.identity(),
         user: None,

@@ -19,11 +19,15 @@ use super::upstream::UpstreamError;
 use super::Shared;
 use crate::journal::Outcome;
 
-/// Byte counters for one exchange, read when it ends.
+/// Byte counters for one exchange, read when it ends, and whether either body broke.
 #[derive(Debug, Default, Clone)]
 pub struct Counters {
     pub up: Arc<AtomicU64>,
     pub down: Arc<AtomicU64>,
+    /// The client's request body was malformed or cut short.
+    pub up_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// The origin's response body was cut short.
+    pub down_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Sends `req` to `origin` and returns the origin's response, streaming.
@@ -36,6 +40,11 @@ pub async fn forward(
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if headers::has_our_via(req.headers(), &shared.via) {
         return Err(failed(pending, ProxyError::Loop));
+    }
+    // A transfer-coding other than chunked would be lost with the hop-by-hop header:
+    // refuse it rather than hand the origin bytes it cannot read (RFC 9112 §6.1).
+    if let Some(coding) = unsupported_coding(req.headers()) {
+        return Err(failed(pending, ProxyError::UnsupportedCoding(coding)));
     }
     let websocket = headers::is_websocket_upgrade(req.headers());
     let client_side = websocket.then(|| hyper::upgrade::on(&mut req));
@@ -52,7 +61,10 @@ pub async fn forward(
     }
     headers::add_via(&mut parts.headers, &shared.via);
     parts.version = Version::HTTP_11;
-    let req = Request::from_parts(parts, Metered::new(body, counters.up.clone()));
+    let req = Request::from_parts(
+        parts,
+        Metered::new(body, counters.up.clone(), counters.up_failed.clone()),
+    );
 
     let timeout = shared.upstream.response_timeout;
     let mut resp = match tokio::time::timeout(timeout, shared.upstream.client.request(req)).await {
@@ -61,6 +73,13 @@ pub async fn forward(
             return Err(failed(pending, ProxyError::Upstream { origin, error }));
         }
         Ok(Err(e)) => {
+            // The client's own body broke: its fault, not the origin's.
+            if counters
+                .up_failed
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return Err(failed(pending, ProxyError::BadBody));
+            }
             let error = UpstreamError::classify(&e);
             return Err(failed(pending, ProxyError::Upstream { origin, error }));
         }
@@ -99,7 +118,10 @@ pub async fn forward(
     headers::add_via(&mut parts.headers, &shared.via);
     Ok(Response::from_parts(
         parts,
-        ProxyBody::Upstream(Metered::new(body, counters.down.clone()), until_done),
+        ProxyBody::Upstream(
+            Metered::new(body, counters.down.clone(), counters.down_failed.clone()),
+            until_done,
+        ),
     ))
 }
 
@@ -107,4 +129,14 @@ pub async fn forward(
 pub fn failed(mut pending: Pending, err: ProxyError) -> ProxyError {
     pending.set(Outcome::Error, err.status().as_u16());
     err
+}
+
+/// The first transfer-coding other than `chunked`, if the request names one.
+fn unsupported_coding(h: &http::HeaderMap) -> Option<String> {
+    h.get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|c| c.trim().to_ascii_lowercase())
+        .find(|c| !c.is_empty() && c != "chunked")
 }

@@ -45,6 +45,10 @@ pub enum TargetError {
     Host(#[from] HostError),
     #[error("`{0}` is not a CONNECT target: expected host:port, such as example.org:443")]
     ConnectAuthority(String),
+    #[error("the proxy does not open tunnels to itself")]
+    SelfTunnel,
+    #[error("the request has more than one Host header")]
+    HostHeader,
 }
 
 /// What counts as "the proxy itself" for one connection.
@@ -78,10 +82,27 @@ impl SelfAddr {
     }
 }
 
+/// RFC 9112 §3.2: a request with more than one Host header is answered 400 (two hosts
+/// is how request smuggling starts). A missing Host is accepted: the proxy takes the
+/// authority from the absolute-form target and writes Host itself.
+pub fn check_host_header(
+    _version: http::Version,
+    headers: &http::HeaderMap,
+) -> Result<(), TargetError> {
+    if headers.get_all(http::header::HOST).iter().count() > 1 {
+        return Err(TargetError::HostHeader);
+    }
+    Ok(())
+}
+
 /// Classifies a request target. Pure: no I/O.
 pub fn parse(method: &Method, uri: &Uri, me: &SelfAddr) -> Result<Target, TargetError> {
     if method == Method::CONNECT {
-        return parse_connect(uri).map(Target::Connect);
+        let origin = parse_connect(uri)?;
+        if me.is_self(&origin.host, origin.port) {
+            return Err(TargetError::SelfTunnel);
+        }
+        return Ok(Target::Connect(origin));
     }
     let Some(scheme) = uri.scheme_str() else {
         // origin-form (`GET /proxy.pac`) or asterisk-form: addressed to the proxy.
