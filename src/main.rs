@@ -510,9 +510,6 @@ fn run(path: PathBuf, watch_files: bool) -> ExitCode {
             };
             match signpost::admin::bind(ctx).await {
                 Ok(admin) => {
-                    if let Ok(addr) = admin.local_addr() {
-                        tracing::info!(%addr, "review dashboard and /metrics are listening");
-                    }
                     tokio::spawn(admin.run(stop.clone()));
                 }
                 Err(e) => {

@@ -65,7 +65,7 @@ action = "block"
         let addr = v["fields"]["addr"].as_str().map(str::to_string);
         match v["fields"]["message"].as_str() {
             Some("signpost is listening") => proxy = addr,
-            Some("review dashboard and /metrics are listening") => admin = addr,
+            Some("dashboard is listening") => admin = addr,
             _ => {}
         }
     }

@@ -273,6 +273,16 @@ async fn every_outcome_is_journaled_with_true_bytes() {
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0].client, "127.0.0.2");
 
+    // What people did is private: the store 0600 (and so its -wal), the files 0640.
+    let mode = |f: &str| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(state.join(f)).unwrap().permissions(),
+        ) & 0o777
+    };
+    assert_eq!(mode("journal.db"), 0o600);
+    assert_eq!(mode("decisions.jsonl"), 0o640);
+    assert_eq!(mode("access.log"), 0o640);
+
     // The JSONL sink holds the same records, with DESIGN.md's field names.
     let jsonl = std::fs::read_to_string(state.join("decisions.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = jsonl

@@ -49,6 +49,7 @@ impl AckStore {
             }
         }
         let db = Connection::open(path).map_err(err)?;
+        crate::journal::store::private(path);
         db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         db.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;

@@ -55,6 +55,7 @@ pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     }
     let db = Connection::open(path)?;
+    private(path);
     db.pragma_update(None, "journal_mode", "WAL")?;
     // NORMAL in WAL mode: a process crash loses nothing committed; power loss may lose
     // the last transactions, never the database.
@@ -62,6 +63,19 @@ pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
     db.busy_timeout(Duration::from_secs(5))?;
     db.execute_batch(SCHEMA)?;
     Ok(db)
+}
+
+/// The store records what people did: readable by the proxy's user only. SQLite gives its
+/// `-wal` and `-shm` files the database file's mode, so this covers them too.
+pub fn private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot make the journal private (chmod 600)");
+            }
+        }
+    }
 }
 
 impl DecisionStore {
