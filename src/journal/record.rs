@@ -66,3 +66,35 @@ pub struct Record {
     /// What a person wrote when acknowledging, if asked.
     pub reason: Option<String>,
 }
+
+impl Record {
+    /// A record for a request just arrived: what is known at the gate. The decision, the
+    /// outcome, the status and the counts are filled in as the exchange goes on; until then
+    /// it stands as an error with status 0, so a record that is never completed says so.
+    pub fn arrived(
+        ts: Timestamp,
+        client: String,
+        user: Option<String>,
+        method: String,
+        url: String,
+        host: String,
+    ) -> Record {
+        Record {
+            ts,
+            client,
+            user,
+            method,
+            url,
+            host,
+            category: None,
+            rule: None,
+            action: None,
+            outcome: Outcome::Error,
+            status: 0,
+            bytes_up: 0,
+            bytes_down: 0,
+            duration_ms: 0,
+            reason: None,
+        }
+    }
+}

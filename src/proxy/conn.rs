@@ -137,27 +137,22 @@ pub async fn serve(
 
 /// A refusal at the gate is a decision too.
 fn journal_refusal(shared: &Shared, client: std::net::IpAddr, status: u16) {
-    shared.journal.record(crate::journal::Record {
-        ts: shared.clock.now(),
-        client: client.to_string(),
-        user: None,
-        method: "-".into(),
-        url: "-".into(),
-        host: String::new(),
-        category: None,
-        rule: None,
-        action: None,
-        outcome: crate::journal::Outcome::Denied,
-        status,
-        bytes_up: 0,
-        bytes_down: 0,
-        duration_ms: 0,
-        reason: Some(if status == 403 {
-            "client outside proxy.allow_clients".into()
-        } else {
-            "proxy.max_connections reached".into()
-        }),
+    let mut r = crate::journal::Record::arrived(
+        shared.clock.now(),
+        client.to_string(),
+        None,
+        "-".into(),
+        "-".into(),
+        String::new(),
+    );
+    r.outcome = crate::journal::Outcome::Denied;
+    r.status = status;
+    r.reason = Some(if status == 403 {
+        "client outside proxy.allow_clients".into()
+    } else {
+        "proxy.max_connections reached".into()
     });
+    shared.journal.record(r);
 }
 
 /// A response body that marks its exchange finished when hyper drops it.

@@ -80,23 +80,18 @@ fn refuse_login(
     // A browser's first request carries no credentials by design: only failures that
     // name a user (or are refused outright) are worth a record.
     if !matches!(failure, AuthFailure::Missing) {
-        shared.journal.record(Record {
-            ts: now,
-            client: who.client.clone(),
-            user: attempted,
-            method: method.to_string(),
-            url: url.to_string(),
-            host: String::new(),
-            category: None,
-            rule: None,
-            action: None,
-            outcome: Outcome::Denied,
-            status: response.status().as_u16(),
-            bytes_up: 0,
-            bytes_down: 0,
-            duration_ms: 0,
-            reason: Some(failure.to_string()),
-        });
+        let mut r = Record::arrived(
+            now,
+            who.client.clone(),
+            attempted,
+            method.to_string(),
+            url.to_string(),
+            String::new(),
+        );
+        r.outcome = Outcome::Denied;
+        r.status = response.status().as_u16();
+        r.reason = Some(failure.to_string());
+        shared.journal.record(r);
     }
     response
 }
@@ -136,22 +131,15 @@ pub async fn handle(
         }
     }
     let identity = who.ack_identity().to_string();
-    let record = |host: String, url: String| Record {
-        ts: now,
-        client: who.client.clone(),
-        user: who.user.clone(),
-        method: method.to_string(),
-        url,
-        host,
-        category: None,
-        rule: None,
-        action: None,
-        outcome: Outcome::Error,
-        status: 0,
-        bytes_up: 0,
-        bytes_down: 0,
-        duration_ms: 0,
-        reason: None,
+    let record = |host: String, url: String| {
+        Record::arrived(
+            now,
+            who.client.clone(),
+            who.user.clone(),
+            method.to_string(),
+            url,
+            host,
+        )
     };
     let pending = |r: Record| Pending::new(shared.journal.clone(), r, counters.clone(), started);
 

@@ -169,23 +169,17 @@ fn record(
         Mode::Coach { category, .. } => (Some(category.clone()), "coach"),
         Mode::Block(_) => (None, "block"),
     };
-    Record {
-        ts: shared.clock.now(),
-        client: who.client.clone(),
-        user: who.user.clone(),
-        method: method.to_string(),
+    let mut r = Record::arrived(
+        shared.clock.now(),
+        who.client.clone(),
+        who.user.clone(),
+        method.to_string(),
         url,
-        host: origin.host.to_string(),
-        category,
-        rule: None,
-        action: Some(action.to_string()),
-        outcome: Outcome::Error,
-        status: 0,
-        bytes_up: 0,
-        bytes_down: 0,
-        duration_ms: 0,
-        reason: None,
-    }
+        origin.host.to_string(),
+    );
+    r.category = category;
+    r.action = Some(action.to_string());
+    r
 }
 
 #[allow(clippy::too_many_arguments)]
