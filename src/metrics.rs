@@ -20,19 +20,19 @@ impl Metrics {
             category.unwrap_or("none").to_string(),
             outcome.to_string(),
         );
-        let mut map = match self.decisions.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut map = self
+            .decisions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *map.entry(key).or_insert(0) += 1;
     }
 
     /// Decisions counted so far: ((action, category, outcome), count).
     pub fn decisions(&self) -> Vec<((String, String, String), u64)> {
-        let map = match self.decisions.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let map = self
+            .decisions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 

@@ -97,10 +97,10 @@ impl AckStore {
 
     /// Has `identity` acknowledged `key` and is it still valid at `now`?
     pub fn is_valid(&self, identity: &str, key: &str, now: Timestamp) -> bool {
-        let live = match self.live.read() {
-            Ok(l) => l,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         live.get(&(identity.to_string(), key.to_string()))
             .is_some_and(|&until| until > now.as_second())
     }
@@ -108,10 +108,10 @@ impl AckStore {
     /// Records an acknowledgement (blocking: call from a blocking task).
     pub fn record(&self, ack: &Ack) -> Result<(), StoreError> {
         {
-            let db = match self.db.lock() {
-                Ok(d) => d,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let db = self
+                .db
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             db.execute(
                 "INSERT INTO acknowledgements (identity, key, host, reason, acknowledged_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -131,10 +131,10 @@ impl AckStore {
                 source,
             })?;
         }
-        let mut live = match self.live.write() {
-            Ok(l) => l,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut live = self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         live.insert(
             (ack.identity.clone(), ack.key.clone()),
             ack.until.as_second(),
@@ -146,10 +146,10 @@ impl AckStore {
 impl AckStore {
     /// Acknowledgements still valid at `now`, newest first (for the dashboard).
     pub fn list(&self, now: Timestamp, limit: usize) -> Result<Vec<Ack>, StoreError> {
-        let db = match self.db.lock() {
-            Ok(d) => d,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let db = self
+            .db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let err = |source| StoreError {
             path: self.path.clone(),
             source,
@@ -180,10 +180,10 @@ impl AckStore {
     /// Withdraws an acknowledgement: the person sees the guidance again next time.
     pub fn revoke(&self, identity: &str, key: &str) -> Result<bool, StoreError> {
         let changed = {
-            let db = match self.db.lock() {
-                Ok(d) => d,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let db = self
+                .db
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             db.execute(
                 "DELETE FROM acknowledgements WHERE identity = ?1 AND key = ?2",
                 params![identity, key],
@@ -193,10 +193,10 @@ impl AckStore {
                 source,
             })?
         };
-        let mut live = match self.live.write() {
-            Ok(l) => l,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut live = self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         live.remove(&(identity.to_string(), key.to_string()));
         Ok(changed > 0)
     }

@@ -44,10 +44,10 @@ impl Htpasswd {
     /// a login the cache does not know, so looking at the file each time costs nothing
     /// next to bcrypt.
     pub fn hash_for(&self, user: &str) -> Option<String> {
-        let mut state = match self.state.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         {
             let meta = std::fs::metadata(&self.path).ok();
             let modified = meta.as_ref().and_then(|m| m.modified().ok());

@@ -150,10 +150,10 @@ impl Authenticator {
     }
 
     fn cached(&self, user: &str, message: &[u8], now: Instant) -> Option<Vec<String>> {
-        let cache = match self.cache.lock() {
-            Ok(c) => c,
-            Err(p) => p.into_inner(),
-        };
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = cache.get(user)?;
         // hmac::verify recomputes the tag and compares in constant time.
         let same = hmac::verify(&self.key, message, &entry.tag).is_ok();
@@ -161,10 +161,10 @@ impl Authenticator {
     }
 
     fn remember(&self, user: &str, tag: Vec<u8>, groups: Vec<String>, now: Instant) {
-        let mut cache = match self.cache.lock() {
-            Ok(c) => c,
-            Err(p) => p.into_inner(),
-        };
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() > 100_000 {
             cache.retain(|_, c| c.until > now);
         }
@@ -179,10 +179,10 @@ impl Authenticator {
     }
 
     fn limited(&self, key: &str, now: Instant) -> bool {
-        let mut failures = match self.failures.lock() {
-            Ok(f) => f,
-            Err(p) => p.into_inner(),
-        };
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(times) = failures.get_mut(key) else {
             return false;
         };
@@ -196,10 +196,10 @@ impl Authenticator {
     }
 
     fn fail(&self, key: &str, now: Instant) {
-        let mut failures = match self.failures.lock() {
-            Ok(f) => f,
-            Err(p) => p.into_inner(),
-        };
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if failures.len() > 100_000 {
             let window = self.window;
             failures.retain(|_, t| t.back().is_some_and(|t| now.duration_since(*t) <= window));

@@ -178,10 +178,11 @@ impl Writer {
     /// this are counted as dropped.
     pub fn finish(&self, within: Duration) {
         self.closing.store(true, Ordering::Relaxed);
-        let handle = match self.thread.lock() {
-            Ok(mut t) => t.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
+        let handle = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(handle) = handle {
             let (done_tx, done_rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
