@@ -8,6 +8,8 @@
 #
 # Everything it starts is stopped by the EXIT trap; every wait is bounded in time.
 set -euo pipefail
+# Helpers shared with the other load scripts (sourced before any cd).
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     cat <<'EOF'
@@ -63,8 +65,6 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SIGNPOST_BIN=$ROOT/target/release/signpost
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
 
 export PATH=$PATH:/usr/sbin:/sbin
 [[ -d $HOME/.cargo/bin ]] && export PATH=$PATH:$HOME/.cargo/bin
@@ -116,29 +116,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 chmod 755 "$TMP"
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 TAKEN=" "
-pick_port() {
-    local p
-    for ((p = $2; p < $2 + 100; p++)); do
-        if [[ $TAKEN != *" $p "* ]] && ! port_busy "$p"; then
-            TAKEN+="$p "
-            printf -v "$1" '%s' "$p"
-            return 0
-        fi
-    done
-    die "no free port in $2..$(($2 + 99))"
-}
-wait_until() {
-    local tries=$1 what=$2 pid=$3 i
-    shift 3
-    for ((i = 0; i < tries; i++)); do
-        "$@" >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || die "$what exited during startup"
-        sleep 0.1
-    done
-    die "$what not ready after $((tries / 10)) s"
-}
 
 pick_port ORIGIN_PORT "${ORIGIN_PORT:-18280}"
 pick_port SIGNPOST_PORT "${SIGNPOST_PORT:-18328}"
@@ -438,7 +416,6 @@ if __name__ == "__main__":
         sys.exit("mode must be rate or bytes")
 PYEOF
 
-peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 # wrk's Transfer/sec (e.g. 812.35MB, binary units) in MiB/s.
 to_mib() {
@@ -527,9 +504,6 @@ bench_proxy squid "$SQUID_PORT" "$SQUID_PID"
 # ---------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
-sqlite_count() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from decisions").fetchone()[0])' "$1" 2>/dev/null || echo n/a; }
 
 report() {
     echo "## Signpost vs Squid (issue 8)"

@@ -11,6 +11,8 @@
 # Environment: IDLE_CONNS=10000, OPEN_CONCURRENCY=200, ORIGIN_PORT=18380, SIGNPOST_PORT=18428,
 # KEEP_TMP=1, OUT=FILE. Uses target/release/signpost (waits up to 10 min for it, then builds).
 set -euo pipefail
+# Helpers shared with the other load scripts (sourced before any cd).
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 IDLE_CONNS=${IDLE_CONNS:-10000}
 OPEN_CONCURRENCY=${OPEN_CONCURRENCY:-200}
@@ -27,8 +29,6 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SIGNPOST_BIN=$ROOT/target/release/signpost
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'idle.sh: %s\n' "$*" >&2; exit 1; }
 
 export PATH=$PATH:/usr/sbin:/sbin
 [[ -d $HOME/.cargo/bin ]] && export PATH=$PATH:$HOME/.cargo/bin
@@ -84,29 +84,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 chmod 755 "$TMP"
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 TAKEN=" "
-pick_port() {
-    local p
-    for ((p = $2; p < $2 + 100; p++)); do
-        if [[ $TAKEN != *" $p "* ]] && ! port_busy "$p"; then
-            TAKEN+="$p "
-            printf -v "$1" '%s' "$p"
-            return 0
-        fi
-    done
-    die "no free port in $2..$(($2 + 99))"
-}
-wait_until() {
-    local tries=$1 what=$2 pid=$3 i
-    shift 3
-    for ((i = 0; i < tries; i++)); do
-        "$@" >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || die "$what exited during startup"
-        sleep 0.1
-    done
-    die "$what not ready after $((tries / 10)) s"
-}
 
 pick_port ORIGIN_PORT "${ORIGIN_PORT:-18380}"
 pick_port SIGNPOST_PORT "${SIGNPOST_PORT:-18428}"

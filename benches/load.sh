@@ -7,6 +7,8 @@
 #
 # Everything it starts is stopped by the EXIT trap; every wait is bounded in time.
 set -euo pipefail
+# Helpers shared with the other load scripts (sourced before any cd).
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     cat <<'EOF'
@@ -67,8 +69,6 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SIGNPOST_BIN=$ROOT/target/release/signpost
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'load.sh: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------
 # Tools: install what is missing (apt-get update only when something must be installed)
@@ -136,35 +136,13 @@ trap 'exit 143' TERM
 chmod 755 "$TMP"
 
 # True if something accepts TCP connections on 127.0.0.1:$1.
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # pick_port VAR BASE: set VAR to the first port from BASE to BASE+99 that nothing listens
 # on and that we have not picked already (not in $(...): TAKEN must persist).
 TAKEN=" "
-pick_port() {
-    local p
-    for ((p = $2; p < $2 + 100; p++)); do
-        if [[ $TAKEN != *" $p "* ]] && ! port_busy "$p"; then
-            TAKEN+="$p "
-            printf -v "$1" '%s' "$p"
-            return 0
-        fi
-    done
-    die "no free port in $2..$(($2 + 99))"
-}
 
 # wait_until TRIES DESCRIPTION PID COMMAND...: poll COMMAND every 0.1 s, at most TRIES times;
 # fail early if PID (the server being waited for) has died.
-wait_until() {
-    local tries=$1 what=$2 pid=$3 i
-    shift 3
-    for ((i = 0; i < tries; i++)); do
-        "$@" >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || die "$what exited during startup"
-        sleep 0.1
-    done
-    die "$what not ready after $((tries / 10)) s"
-}
 
 pick_port ORIGIN_PORT "${ORIGIN_PORT:-18080}"
 pick_port SIGNPOST_PORT "${SIGNPOST_PORT:-18128}"
@@ -342,7 +320,6 @@ cpu_ticks() {
 
 # Peak resident set size of PID, in KiB. (Squid's own "Maximum Resident Size" line in
 # cache.log reads 4x higher: it scales ru_maxrss, already in KiB on Linux, by the page size.)
-peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 # wrk prints latencies as 850.00us, 1.23ms, 1.02s or 2.00m; convert to milliseconds.
 to_ms() {
@@ -418,10 +395,6 @@ run_test direct keep-alive "$ORIGIN/1k" ""
 # ---------------------------------------------------------------------------------------
 # 7. Report
 # ---------------------------------------------------------------------------------------
-# Counted by Python's sqlite3 module (always there with python3), not a sqlite3 binary.
-sqlite_count() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from decisions").fetchone()[0])' "$1" 2>/dev/null || echo n/a; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
 report() {
     echo "## Signpost load benchmark"
