@@ -30,17 +30,13 @@ pub struct ClientConn {
     pub me: SelfAddr,
 }
 
-impl ClientConn {
-    /// Who acknowledgements belong to: the client address (until proxy authentication).
-    pub fn identity(&self) -> String {
-        crate::net::canonical_ip(self.peer.ip()).to_string()
-    }
-}
-
 /// Who is behind a request: the client address, and the user when proxy authentication
 /// is on.
 #[derive(Debug, Clone)]
 pub struct Who {
+    /// The client address, as rules compare it.
+    pub ip: std::net::IpAddr,
+    /// The same, as records and acknowledgements write it.
     pub client: String,
     pub user: Option<String>,
     pub groups: Vec<String>,
@@ -111,18 +107,17 @@ pub async fn handle(
     let now = shared.clock.now();
     let target = target::check_host_header(req.version(), req.headers())
         .and_then(|()| target::parse(req.method(), req.uri(), &conn.me));
+    let ip = crate::net::canonical_ip(conn.peer.ip());
     let mut who = Who {
-        client: conn.identity(),
+        ip,
+        client: ip.to_string(),
         user: None,
         groups: Vec::new(),
     };
     // Proxy authentication, for requests that leave the proxy (never its own pages).
     if let (Ok(Target::Http(_) | Target::Connect(_)), Some(auth)) = (&target, &shared.auth) {
         let header = req.headers().get(http::header::PROXY_AUTHORIZATION);
-        match auth
-            .verify(header, crate::net::canonical_ip(conn.peer.ip()))
-            .await
-        {
+        match auth.verify(header, who.ip).await {
             Ok(id) => {
                 who.user = Some(id.user);
                 who.groups = id.groups;
@@ -290,15 +285,11 @@ fn classify(
     who: &Who,
     now: Timestamp,
 ) -> Classification {
-    let client = who
-        .client
-        .parse()
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let request = policy::Request {
         host: &origin.host,
         path,
         method: req.method(),
-        client,
+        client: who.ip,
         user: who.user.as_deref(),
         groups: &who.groups,
     };
