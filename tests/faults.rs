@@ -482,15 +482,36 @@ action = "{action}"
     )
 }
 
+/// How long the reloads test may run in all. It takes a few seconds; when requests fail the
+/// clients could otherwise loop for ever (once seen at 99% CPU), never reaching their quota.
+const RELOAD_TEST_DEADLINE: Duration = Duration::from_secs(60);
+
+/// What one load client saw: how many failures, and the first few of them.
+#[derive(Default)]
+struct ReloadFailures {
+    count: u64,
+    first: Vec<String>,
+}
+
+impl ReloadFailures {
+    fn push(&mut self, what: String) {
+        self.count += 1;
+        if self.first.len() < 10 {
+            self.first.push(what);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_reloads_under_load_fail_no_request() {
+    let deadline = tokio::time::Instant::now() + RELOAD_TEST_DEADLINE;
     let origin = origin().await;
     let dir = state_dir();
     let path = dir.join("signpost.toml");
-    std::fs::write(&path, reload_config(&dir, "allow")).unwrap();
-    let cfg = Config::load(&path).unwrap();
-    let server = Server::bind(&cfg).await.unwrap();
-    let addr = server.local_addr().unwrap();
+    std::fs::write(&path, reload_config(&dir, "allow")).expect("write the config");
+    let cfg = Config::load(&path).expect("the first config loads");
+    let server = Server::bind(&cfg).await.expect("the proxy binds");
+    let addr = server.local_addr().expect("a bound address");
     let reloader = signpost::reload::Reloader::new(path.clone(), server.policy());
     let stop = CancellationToken::new();
     let done = tokio::spawn(server.run(stop.clone()));
@@ -502,22 +523,61 @@ async fn fifty_reloads_under_load_fail_no_request() {
     for _ in 0..4 {
         let (reloading, served, url) = (reloading.clone(), served.clone(), url.clone());
         clients.push(tokio::spawn(async move {
-            let mut c = client(addr).await;
-            let mut failures = Vec::new();
+            let mut failures = ReloadFailures::default();
+            let mut c = None;
             loop {
                 // Until the reloads end, and at least a few requests each.
                 if !reloading.load(Ordering::Relaxed) && served.load(Ordering::Relaxed) >= 200 {
                     break;
                 }
-                c.ready().await.unwrap();
-                match c.send_request(get(&url)).await {
-                    Ok(resp) if resp.status() == StatusCode::OK => {
-                        let body = resp.into_body().collect().await.unwrap().to_bytes();
-                        assert_eq!(&body[..], b"hello from origin");
-                        served.fetch_add(1, Ordering::Relaxed);
+                if tokio::time::Instant::now() >= deadline {
+                    failures.push(format!(
+                        "the test's {RELOAD_TEST_DEADLINE:?} deadline passed with {} requests served \
+                         (requests hung or kept failing)",
+                        served.load(Ordering::Relaxed)
+                    ));
+                    break;
+                }
+                // One attempt, bounded by the deadline; a broken connection is replaced.
+                let attempt = tokio::time::timeout_at(deadline, async {
+                    let mut sender = match c.take() {
+                        Some(s) => s,
+                        None => client(addr).await,
+                    };
+                    if let Err(e) = sender.ready().await {
+                        return Err(format!("connection not ready: {e}"));
                     }
-                    Ok(resp) => failures.push(resp.status().to_string()),
-                    Err(e) => failures.push(e.to_string()),
+                    let resp = match sender.send_request(get(&url)).await {
+                        Ok(resp) => resp,
+                        Err(e) => return Err(e.to_string()),
+                    };
+                    if resp.status() != StatusCode::OK {
+                        return Err(resp.status().to_string());
+                    }
+                    let body = match resp.into_body().collect().await {
+                        Ok(b) => b.to_bytes(),
+                        Err(e) => return Err(format!("body: {e}")),
+                    };
+                    if &body[..] != b"hello from origin" {
+                        return Err(format!("body: {:?}", String::from_utf8_lossy(&body)));
+                    }
+                    Ok(sender)
+                })
+                .await;
+                match attempt {
+                    Ok(Ok(sender)) => {
+                        served.fetch_add(1, Ordering::Relaxed);
+                        c = Some(sender);
+                    }
+                    Ok(Err(e)) => {
+                        failures.push(e);
+                        // The test has failed already; enough to say how, without spinning.
+                        if failures.count >= 100 {
+                            break;
+                        }
+                    }
+                    // The next turn reports the deadline.
+                    Err(_) => {}
                 }
             }
             failures
@@ -529,24 +589,39 @@ async fn fifty_reloads_under_load_fail_no_request() {
     let reloads = tokio::task::spawn_blocking(move || {
         for i in 0..50 {
             let action = if i % 2 == 0 { "monitor" } else { "allow" };
-            std::fs::write(&path, reload_config(&dir2, action)).unwrap();
+            std::fs::write(&path, reload_config(&dir2, action)).expect("rewrite the config");
             r.reload_now().expect("each reload compiles");
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    reloads.await.unwrap();
+    tokio::time::timeout_at(deadline, reloads)
+        .await
+        .unwrap_or_else(|_| panic!("50 reloads did not finish within {RELOAD_TEST_DEADLINE:?}"))
+        .expect("the reloads did not panic");
     reloading.store(false, Ordering::Relaxed);
-    let mut failures = Vec::new();
+    let mut failed = 0;
+    let mut first = Vec::new();
     for c in clients {
-        failures.extend(c.await.unwrap());
+        // Each client stops by itself at the deadline; a little slack for its last turn.
+        let f = tokio::time::timeout_at(deadline + Duration::from_secs(5), c)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("a load client ran past the {RELOAD_TEST_DEADLINE:?} deadline")
+            })
+            .expect("a load client panicked");
+        failed += f.count;
+        first.extend(f.first);
     }
     let served = served.load(Ordering::Relaxed);
-    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert!(
+        failed == 0,
+        "{failed} requests failed ({served} served); the first: {first:?}"
+    );
     assert_eq!(reloader.stats.succeeded.load(Ordering::Relaxed), 50);
     assert_eq!(reloader.stats.failed.load(Ordering::Relaxed), 0);
 
     stop.cancel();
-    done.await.unwrap();
+    done.await.expect("the proxy task did not panic");
     let records = stored(&dir.join("journal.db"));
     let actions: std::collections::BTreeSet<_> =
         records.iter().filter_map(|r| r.action.clone()).collect();
