@@ -1,4 +1,5 @@
 # Helpers shared by the load scripts in benches/ (sourced, not run).
+# shellcheck shell=bash
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf '%s: %s\n' "${0##*/}" "$*" >&2; exit 1; }
@@ -37,3 +38,55 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 # Counted by Python's sqlite3 module (always there with python3), not a sqlite3 binary.
 sqlite_count() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from decisions").fetchone()[0])' "$1" 2>/dev/null || echo n/a; }
+
+# utime+stime of PID in clock ticks (fields 14 and 15 of /proc/PID/stat; all threads).
+# The comm field may contain spaces, so count fields after its closing parenthesis.
+cpu_ticks() {
+    local stat
+    stat=$(<"/proc/$1/stat") || die "process $1 is gone"
+    stat=${stat##*) }
+    awk '{ print $12 + $13 }' <<<"$stat"
+}
+
+# PID and every live process below it, one per line (for daemons that fork helpers).
+proc_tree() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '{ parent[$1] = $2 } END {
+        n = 1; list[1] = root; print root
+        for (i = 1; i <= n; i++) for (p in parent) if (parent[p] == list[i]) { list[++n] = p; print p }
+    }'
+}
+
+# cpu_ticks summed over proc_tree PID; PID itself must be alive, helpers may come and go.
+tree_cpu_ticks() {
+    local p t sum
+    sum=$(cpu_ticks "$1")
+    for p in $(proc_tree "$1" | tail -n +2); do
+        t=$( (cpu_ticks "$p") 2>/dev/null) && sum=$((sum + t))
+    done
+    echo "$sum"
+}
+
+# Peak RSS (VmHWM) in KiB summed over proc_tree PID.
+tree_peak_rss_kib() {
+    local p k sum=0
+    for p in $(proc_tree "$1"); do
+        k=$(peak_rss_kib "$p" 2>/dev/null) && sum=$((sum + ${k:-0}))
+    done
+    echo "$sum"
+}
+
+# CPU microseconds per unit of work: cpu_us_per TICKS_BEFORE TICKS_AFTER COUNT.
+cpu_us_per() {
+    awk -v d=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="$3" \
+        'BEGIN { if (n + 0 > 0) printf "%.1f", d / hz * 1e6 / n; else print "n/a" }'
+}
+
+# wrk prints latencies as 850.00us, 1.23ms, 1.02s or 2.00m; convert to milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v == "") { print "n/a"; exit }
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.2f", n
+    }'
+}
