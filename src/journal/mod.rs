@@ -11,7 +11,7 @@ pub mod store;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,7 +22,8 @@ pub use record::{Outcome, Record};
 use crate::config::JournalConfig;
 
 /// How many records may wait for the writer. At 20,000 decisions a second this is
-/// several seconds of slack for a slow disk.
+/// several seconds of slack for a slow disk. Counted, not preallocated: the channel grows
+/// in small blocks as records wait and gives them back as the writer takes them.
 pub const QUEUE: usize = 131_072;
 
 /// Counters for logs and `/metrics`.
@@ -43,7 +44,7 @@ pub struct JournalStats {
 #[derive(Clone)]
 pub struct Journal {
     /// `None` when the journal is switched off.
-    tx: Option<SyncSender<Record>>,
+    tx: Option<Sender<Record>>,
     pub stats: Arc<JournalStats>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pseudo: Option<Arc<Pseudonymiser>>,
@@ -92,7 +93,7 @@ pub fn start(
     }
     let store = store::DecisionStore::open(&config.path, config.retention.map(|r| r.0))?;
     let sinks = sinks::Sinks::open(config.jsonl.as_deref(), config.squid_log.as_deref())?;
-    let (tx, rx) = sync_channel(QUEUE);
+    let (tx, rx) = channel();
     let stats = Arc::new(JournalStats::default());
     let closing = Arc::new(AtomicBool::new(false));
     let reopen = Arc::new(AtomicBool::new(false));
@@ -134,28 +135,40 @@ impl Journal {
             record.client = p.hide(&record.client);
             record.user = record.user.map(|u| p.hide(&u));
         }
-        match tx.try_send(record) {
+        // Reserve a place in the queue first; the writer gives places back as it takes records.
+        let depth = &self.stats.depth;
+        if depth.fetch_add(1, Ordering::Relaxed) >= QUEUE as i64 {
+            depth.fetch_sub(1, Ordering::Relaxed);
+            self.dropped();
+            return;
+        }
+        match tx.send(record) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
-                self.stats.depth.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                let now = jiff::Timestamp::now().as_second();
-                let last = self.stats.last_warning.load(Ordering::Relaxed);
-                if now - last >= 10
-                    && self
-                        .stats
-                        .last_warning
-                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    tracing::warn!(
-                        dropped,
-                        "journal queue full: decision records are being dropped"
-                    );
-                }
+            Err(_) => {
+                depth.fetch_sub(1, Ordering::Relaxed);
+                self.dropped();
             }
+        }
+    }
+
+    /// Counts a record the queue could not take, warning at most every ten seconds.
+    fn dropped(&self) {
+        let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = jiff::Timestamp::now().as_second();
+        let last = self.stats.last_warning.load(Ordering::Relaxed);
+        if now - last >= 10
+            && self
+                .stats
+                .last_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                dropped,
+                "journal queue full: decision records are being dropped"
+            );
         }
     }
 
