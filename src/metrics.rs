@@ -11,6 +11,8 @@ use std::sync::Mutex;
 pub struct Metrics {
     decisions: Mutex<BTreeMap<(String, String, String), u64>>,
     pub open_connections: AtomicI64,
+    /// Keep-alive connections waiting for their next request without an HTTP server on them.
+    pub parked_connections: AtomicI64,
 }
 
 impl Metrics {
@@ -72,12 +74,21 @@ pub fn render(metrics: &Metrics, snap: &Snapshot) -> String {
             label(&outcome)
         );
     }
-    let gauges: [(&str, &str, &str, String); 7] = [
+    let gauges: [(&str, &str, &str, String); 8] = [
         (
             "signpost_open_connections",
             "gauge",
             "Client connections open now.",
             metrics.open_connections.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "signpost_parked_connections",
+            "gauge",
+            "Idle keep-alive client connections parked (holding no HTTP buffers).",
+            metrics
+                .parked_connections
+                .load(Ordering::Relaxed)
+                .to_string(),
         ),
         (
             "signpost_journal_queue_depth",

@@ -56,6 +56,26 @@ impl Proxy {
         self.metrics.open_connections.load(Ordering::Relaxed)
     }
 
+    fn parked(&self) -> i64 {
+        self.metrics.parked_connections.load(Ordering::Relaxed)
+    }
+
+    /// Waits until exactly `n` connections are parked; `Err` with the count seen last if
+    /// that does not happen within `within`.
+    async fn wait_parked(&self, n: i64, within: Duration) -> Result<(), i64> {
+        let until = Instant::now() + within;
+        loop {
+            let parked = self.parked();
+            if parked == n {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(parked);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until the proxy holds at most `n` open connections; `Err` with the count seen
     /// last if that does not happen within `within`.
     async fn wait_open_at_most(&self, n: i64, within: Duration) -> Result<(), i64> {
@@ -113,20 +133,17 @@ const BIG: usize = 64 * 1024 * 1024;
 
 /// A client asks for 64 MiB and stops reading after the response head. While it is stalled
 /// others are served promptly; and a connection whose response makes no progress for
-/// `proxy.idle_timeout` is closed, so the stalled one does not hold its socket, its upstream
-/// connection and its buffers for ever.
+/// `proxy.send_timeout` is closed, so the stalled one does not hold its socket, its upstream
+/// connection and its buffers for ever. The other timeouts are long: only the send timeout
+/// can close it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: no timeout applies to a client that stops reading a response body. \
-            Activity::deadline returns None while an exchange is in flight, and nothing \
-            else watches the write side, so the connection stays open indefinitely \
-            (observed: still open 10 s after the stall with header/idle timeouts of 1 s; \
-            the client could then read all 64 MiB)"]
 async fn a_client_that_stops_reading_is_cut_off_and_others_are_served_meanwhile() {
     let origin = origin().await;
     let mut cfg = config();
-    let idle = Duration::from_secs(1);
-    cfg.proxy.idle_timeout = Span(idle);
-    cfg.proxy.header_timeout = Span(Duration::from_secs(1));
+    let send = Duration::from_secs(1);
+    cfg.proxy.send_timeout = Span(send);
+    cfg.proxy.idle_timeout = Span(Duration::from_secs(3600));
+    cfg.proxy.header_timeout = Span(Duration::from_secs(3600));
     let p = Proxy::start(cfg).await;
 
     // A small receive window so that the stall reaches the proxy quickly.
@@ -153,13 +170,13 @@ async fn a_client_that_stops_reading_is_cut_off_and_others_are_served_meanwhile(
     );
     eprintln!("SLOW reader: 20 others served meanwhile, slowest in {slowest:?}");
 
-    // The others have gone; the stalled one must follow within the idle timeout (plus
-    // time for the watchdog to notice).
-    let bound = idle * 3 + Duration::from_secs(2);
+    // The others have gone; the stalled one must follow within the send timeout (plus
+    // time for the socket buffers to fill and the watchdog to notice).
+    let bound = send * 3 + Duration::from_secs(2);
     if let Err(open) = p.wait_open_at_most(0, bound).await {
         panic!(
             "the stalled reader's connection is still open {:?} after it stopped reading \
-             ({open} open; proxy.idle_timeout is {idle:?})",
+             ({open} open; proxy.send_timeout is {send:?})",
             stalled_at.elapsed()
         );
     }
@@ -408,6 +425,10 @@ async fn a_thousand_idle_keep_alive_connections_are_held_and_others_are_served()
     p.wait_open_at_most(IDLE as i64, Duration::from_secs(5))
         .await
         .expect("the 20 new connections close");
+    // Quiet for a second, each is parked: hyper lets go of it and its buffers.
+    if let Err(parked) = p.wait_parked(IDLE as i64, Duration::from_secs(10)).await {
+        panic!("{parked} of {IDLE} idle connections parked after 10 s");
+    }
 
     // The idle ones still work.
     let second = Instant::now();
@@ -432,10 +453,90 @@ async fn a_thousand_idle_keep_alive_connections_are_held_and_others_are_served()
         ok += 1;
     }
     assert_eq!(ok, IDLE);
+    assert!(
+        p.parked() < IDLE as i64,
+        "a connection that is serving again is no longer counted as parked"
+    );
     eprintln!(
         "SLOW idle: {IDLE} keep-alive connections opened in {opening:?}; 20 new requests \
          meanwhile, slowest {slowest:?}; second request on all {IDLE} in {:?}",
         second.elapsed()
+    );
+    p.shut().await;
+}
+
+/// Reads one response with a `Content-Length` body; returns the head and the body.
+async fn read_response(s: &mut TcpStream) -> (String, String) {
+    let head = read_head(s).await;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length in {head}"));
+    let mut body = vec![0u8; length];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut body))
+        .await
+        .expect("the body within 10 s")
+        .expect("the whole body");
+    (head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A quiet keep-alive connection is parked; parked, it serves its next requests (two
+/// pipelined in one write: neither is lost or reordered), parks again, and is closed
+/// promptly when the proxy stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_connection_serves_pipelined_requests_and_closes_on_shutdown() {
+    let origin = origin().await;
+    let mut cfg = config();
+    cfg.proxy.idle_timeout = Span(Duration::from_secs(600));
+    let p = Proxy::start(cfg).await;
+    let get_hello = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        origin.url("/hello"),
+        origin.addr
+    );
+
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    s.write_all(get_hello.as_bytes()).await.expect("send");
+    let (head, body) = read_response(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "hello from origin");
+    p.wait_parked(1, Duration::from_secs(10))
+        .await
+        .expect("the quiet connection is parked");
+
+    let pipelined = format!(
+        "{get_hello}GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        origin.url("/big?7"),
+        origin.addr
+    );
+    s.write_all(pipelined.as_bytes()).await.expect("send two");
+    let (head, body) = read_response(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "hello from origin", "the first pipelined answer");
+    let (head, body) = read_response(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "xxxxxxx", "the second pipelined answer");
+    assert!(
+        !head.to_ascii_lowercase().contains("connection: close"),
+        "parking never closes a keep-alive connection: {head}"
+    );
+    p.wait_parked(1, Duration::from_secs(10))
+        .await
+        .expect("quiet again, the connection parks again");
+
+    let stopping = Instant::now();
+    let stop = p.stop.clone();
+    stop.cancel();
+    let rest = read_until_close(&mut s).await;
+    assert!(rest.is_empty(), "nothing more is sent: {rest}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "a parked connection is closed at once on shutdown, not after {:?}",
+        stopping.elapsed()
     );
     p.shut().await;
 }

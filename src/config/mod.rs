@@ -390,6 +390,8 @@ pub struct ProxyConfig {
     pub header_timeout: Span,
     /// Time a keep-alive connection may sit between requests before it is closed.
     pub idle_timeout: Span,
+    /// Time a client may take no response bytes while some are waiting (a stalled reader).
+    pub send_timeout: Span,
     /// Time a CONNECT tunnel or WebSocket may move no bytes before it is closed.
     pub tunnel_idle_timeout: Span,
     /// On SIGTERM/SIGINT, how long in-flight exchanges and tunnels may take to finish.
@@ -414,6 +416,7 @@ impl Default for ProxyConfig {
             max_header_bytes: Bounded(64 * 1024),
             header_timeout: Span(Duration::from_secs(30)),
             idle_timeout: Span(Duration::from_secs(60)),
+            send_timeout: Span(Duration::from_secs(60)),
             tunnel_idle_timeout: Span(Duration::from_secs(15 * 60)),
             shutdown_grace: Span(Duration::from_secs(10)),
         }

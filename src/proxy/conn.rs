@@ -4,8 +4,10 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
@@ -15,11 +17,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 
 use super::body::{BoxError, ProxyBody};
 use super::error::ProxyError;
 use super::exchange::{self, ClientConn};
-use super::io::{Activity, ExchangeGuard, Expiry, Watched};
+use super::io::{Activity, ExchangeGuard, Expiry, Timeouts, Watched};
 use super::target::SelfAddr;
 use super::Shared;
 use crate::net;
@@ -63,10 +66,10 @@ pub async fn serve(
         },
     });
     let activity = Activity::new();
-    let io = TokioIo::new(Watched::new(stream, activity.clone()));
+    let mut io = TokioIo::new(Watched::new(stream, activity.clone()));
     shared.journal.metrics.connection_opened();
     let refused = refusal.is_some();
-    let service = {
+    let mut service = {
         let shared = shared.clone();
         let activity = activity.clone();
         service_fn(move |req| {
@@ -74,7 +77,8 @@ pub async fn serve(
             let shared = shared.clone();
             let conn = conn.clone();
             let refusal = refusal.clone();
-            async move {
+            // Boxed so that hyper's per-connection slot for it stays one pointer wide.
+            Box::pin(async move {
                 let resp = match refusal {
                     Some(e) => shared.responder.error(&e),
                     None => exchange::handle(&shared, &conn, req).await,
@@ -83,7 +87,7 @@ pub async fn serve(
                     body,
                     _guard: guard,
                 }))
-            }
+            })
         })
     };
 
@@ -94,45 +98,133 @@ pub async fn serve(
         .max_header_size(shared.limits.max_header_bytes)
         .keep_alive(!refused)
         .header_read_timeout(None);
-    let connection = builder.serve_connection(io, service).with_upgrades();
-    tokio::pin!(connection);
-
     let limits = &shared.limits;
-    let mut draining = false;
+    let timeouts = Timeouts {
+        idle: limits.idle_timeout,
+        header: limits.header_timeout,
+        send: limits.send_timeout,
+    };
+    let parked_gauge = &shared.journal.metrics.parked_connections;
     loop {
-        // Bytes that start a request head do not wake this loop, so never sleep past one
-        // header timeout from now: a head that starts later is still caught in time.
-        let soonest = tokio::time::Instant::now() + limits.header_timeout.min(limits.idle_timeout);
-        let wake = match activity.deadline(limits.idle_timeout, limits.header_timeout) {
-            Some((at, _)) => at.min(soonest),
-            None => soonest,
+        let mut connection = builder.serve_connection(io, service).with_upgrades();
+        if !serve_until_parked(&shared, &mut connection, &activity, &timeouts, client_ip).await {
+            break;
+        }
+        // Parked: hyper has let go of the socket, and of its buffers (16 KiB or more).
+        let Some(parts) = connection.into_parts() else {
+            break;
         };
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(client = %client_ip, error = %e, "connection ended with an error");
-                }
-                break;
-            }
-            _ = shared.shutdown.cancelled(), if !draining => {
-                draining = true;
-                connection.as_mut().graceful_shutdown();
-            }
-            _ = tokio::time::sleep_until(wake) => {
-                match activity.deadline(limits.idle_timeout, limits.header_timeout) {
-                    Some((at, why)) if at <= tokio::time::Instant::now() => {
-                        if why == Expiry::SlowHead {
-                            tracing::info!(client = %client_ip, "closed a connection that sent its request head too slowly");
-                        }
-                        break;
-                    }
-                    _ => {}
-                }
-            }
+        activity.set_parking(false);
+        (io, service) = (parts.io, parts.service);
+        if !parts.read_buf.is_empty() {
+            io.inner_mut().replay(parts.read_buf);
+            continue;
+        }
+        parked_gauge.fetch_add(1, Ordering::Relaxed);
+        let woken = wait_parked(&shared, &io, &activity, &timeouts).await;
+        parked_gauge.fetch_sub(1, Ordering::Relaxed);
+        if !woken {
+            break;
         }
     }
     shared.journal.metrics.connection_closed();
     drop(permit);
+}
+
+/// How long a keep-alive connection must be quiet before hyper lets go of it. Long enough
+/// that a busy client's next request finds hyper still there; short enough that browsers'
+/// idle connections cost a few hundred bytes each instead of hyper's buffers.
+const PARK_AFTER: Duration = Duration::from_secs(1);
+
+type Served<S> = hyper::server::conn::http1::UpgradeableConnection<TokioIo<Watched<TcpStream>>, S>;
+
+/// Drives hyper on the connection until it ends (`false`) or, quiet for [`PARK_AFTER`], lets
+/// go of the socket so that the connection can be parked (`true`). Enforces the header, idle
+/// and send timeouts and starts a graceful shutdown when the proxy stops.
+async fn serve_until_parked<S>(
+    shared: &Shared,
+    connection: &mut Served<S>,
+    activity: &Activity,
+    timeouts: &Timeouts,
+    client_ip: std::net::IpAddr,
+) -> bool
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Tracked> + Unpin,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    let mut draining = shared.shutdown.is_cancelled();
+    if draining {
+        Pin::new(&mut *connection).graceful_shutdown();
+    }
+    let mut parking = false;
+    loop {
+        // Bytes that start a request head do not wake this loop, so never sleep past one
+        // header timeout from now: a head that starts later is still caught in time.
+        let now = Instant::now();
+        let mut wake = now + timeouts.header.min(timeouts.idle);
+        if let Some((at, _)) = activity.deadline(timeouts) {
+            wake = wake.min(at);
+        }
+        if !parking && !draining {
+            // Busy now: look again in a while (the end of an exchange wakes nothing here).
+            wake = wake.min(activity.park_at(PARK_AFTER).unwrap_or(now + PARK_AFTER));
+        }
+        tokio::select! {
+            result = &mut *connection => {
+                if let Err(e) = result {
+                    tracing::debug!(client = %client_ip, error = %e, "connection ended with an error");
+                    return false;
+                }
+                return parking;
+            }
+            _ = shared.shutdown.cancelled(), if !draining => {
+                draining = true;
+                activity.set_parking(false);
+                parking = false;
+                Pin::new(&mut *connection).graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                let now = Instant::now();
+                match activity.deadline(timeouts) {
+                    Some((at, why)) if at <= now => {
+                        match why {
+                            Expiry::SlowHead => tracing::info!(client = %client_ip, "closed a connection that sent its request head too slowly"),
+                            Expiry::Stalled => tracing::info!(client = %client_ip, "closed a connection whose client stopped reading"),
+                            Expiry::Idle => {}
+                        }
+                        return false;
+                    }
+                    _ => {}
+                }
+                if !parking && !draining && activity.park_at(PARK_AFTER).is_some_and(|at| at <= now) {
+                    // hyper is idle (nothing in flight, nothing read or unflushed), so this
+                    // closes it at once; its shutdown of the socket is skipped.
+                    parking = true;
+                    activity.set_parking(true);
+                    Pin::new(&mut *connection).graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// Waits, holding only the socket, for the parked client's next bytes (`true`), or closes
+/// it at the idle timeout or when the proxy stops (`false`).
+async fn wait_parked(
+    shared: &Shared,
+    io: &TokioIo<Watched<TcpStream>>,
+    activity: &Activity,
+    timeouts: &Timeouts,
+) -> bool {
+    let Some((idle_at, _)) = activity.deadline(timeouts) else {
+        return true;
+    };
+    tokio::select! {
+        ready = io.inner().get_ref().readable() => ready.is_ok(),
+        _ = shared.shutdown.cancelled() => false,
+        _ = tokio::time::sleep_until(idle_at) => false,
+    }
 }
 
 /// A refusal at the gate is a decision too.

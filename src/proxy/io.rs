@@ -1,13 +1,15 @@
 //! Connection activity: an IO wrapper that notes when bytes move, so that idle keep-alive
-//! connections, slow request heads and silent tunnels can be closed on time.
+//! connections, slow request heads, clients that stop reading and silent tunnels can be
+//! closed on time, and so that an idle connection can be parked (see `conn.rs`).
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
@@ -21,6 +23,13 @@ pub struct Activity {
     idle_since: AtomicU64,
     /// First byte of a request head read while idle; 0 if none yet.
     head_started: AtomicU64,
+    /// Since when a write has been waiting for the client to read; 0 if none is.
+    write_blocked: AtomicU64,
+    /// Bytes were written since the last completed flush (HTTP's buffer may hold more).
+    unflushed: AtomicBool,
+    /// The HTTP server is being taken off this connection: shutting the socket down is
+    /// then left to us (the client keeps its connection).
+    parking: AtomicBool,
     in_flight: AtomicU32,
 }
 
@@ -31,6 +40,8 @@ pub enum Expiry {
     Idle,
     /// A request head started but was not finished within the header timeout.
     SlowHead,
+    /// The client stopped reading what it is sent.
+    Stalled,
 }
 
 impl Activity {
@@ -40,6 +51,9 @@ impl Activity {
             last_io: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
+            write_blocked: AtomicU64::new(0),
+            unflushed: AtomicBool::new(false),
+            parking: AtomicBool::new(false),
             in_flight: AtomicU32::new(0),
         };
         a.idle_since.store(a.stamp(), Ordering::Relaxed);
@@ -68,6 +82,24 @@ impl Activity {
 
     fn on_write(&self) {
         self.last_io.store(self.stamp(), Ordering::Relaxed);
+        self.write_blocked.store(0, Ordering::Relaxed);
+        self.unflushed.store(true, Ordering::Relaxed);
+    }
+
+    fn on_write_blocked(&self) {
+        let now = self.stamp();
+        let _ = self
+            .write_blocked
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn on_flushed(&self) {
+        self.unflushed.store(false, Ordering::Relaxed);
+    }
+
+    /// While set, shutting the IO down is a no-op: the HTTP server lets go of the socket.
+    pub fn set_parking(&self, parking: bool) {
+        self.parking.store(parking, Ordering::Relaxed);
     }
 
     /// A request head is complete and its exchange begins.
@@ -77,19 +109,45 @@ impl Activity {
         ExchangeGuard(self.clone())
     }
 
-    /// When the connection should be closed if nothing changes, and why. `None` while an
-    /// exchange is in flight (its own timeouts apply).
-    pub fn deadline(&self, idle: Duration, header: Duration) -> Option<(Instant, Expiry)> {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return None;
+    /// When the connection should be closed if nothing changes, and why. A write the client
+    /// does not take counts against `send`, always; otherwise `None` while an exchange is in
+    /// flight (its own timeouts apply).
+    pub fn deadline(&self, t: &Timeouts) -> Option<(Instant, Expiry)> {
+        let stalled = match self.write_blocked.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some((self.instant(since) + t.send, Expiry::Stalled)),
+        };
+        let between = if self.in_flight.load(Ordering::Relaxed) > 0 {
+            None
+        } else {
+            match self.head_started.load(Ordering::Relaxed) {
+                0 => Some((
+                    self.instant(self.idle_since.load(Ordering::Relaxed)) + t.idle,
+                    Expiry::Idle,
+                )),
+                started => Some((self.instant(started) + t.header, Expiry::SlowHead)),
+            }
+        };
+        match (stalled, between) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
         }
-        match self.head_started.load(Ordering::Relaxed) {
-            0 => Some((
-                self.instant(self.idle_since.load(Ordering::Relaxed)) + idle,
-                Expiry::Idle,
-            )),
-            started => Some((self.instant(started) + header, Expiry::SlowHead)),
-        }
+    }
+
+    /// When the connection may be parked: nothing in flight, no request bytes read since
+    /// the last exchange, everything written flushed, and quiet for `after`.
+    pub fn park_at(&self, after: Duration) -> Option<Instant> {
+        let quiet = self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_started.load(Ordering::Relaxed) == 0
+            && self.write_blocked.load(Ordering::Relaxed) == 0
+            && !self.unflushed.load(Ordering::Relaxed);
+        quiet.then(|| {
+            let last = self
+                .idle_since
+                .load(Ordering::Relaxed)
+                .max(self.last_io.load(Ordering::Relaxed));
+            self.instant(last) + after
+        })
     }
 
     /// When a tunnel that moves no bytes should be closed.
@@ -97,6 +155,14 @@ impl Activity {
         let last = self.last_io.load(Ordering::Relaxed).max(1);
         self.instant(last) + quiet
     }
+}
+
+/// The limits a connection's watchdog applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub idle: Duration,
+    pub header: Duration,
+    pub send: Duration,
 }
 
 /// Marks an exchange as finished when dropped (hyper drops a response body once sent).
@@ -119,12 +185,27 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: T,
         activity: Arc<Activity>,
+        // Bytes read earlier by a server that has since let go; returned before `inner`'s.
+        replay: Bytes,
     }
 }
 
 impl<T> Watched<T> {
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Watched { inner, activity }
+        Watched {
+            inner,
+            activity,
+            replay: Bytes::new(),
+        }
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// Bytes to hand out before reading from the stream again.
+    pub fn replay(&mut self, bytes: Bytes) {
+        self.replay = bytes;
     }
 }
 
@@ -135,6 +216,13 @@ impl<T: AsyncRead> AsyncRead for Watched<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay[..n]);
+            this.replay.advance(n);
+            this.activity.on_read();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = this.inner.poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -152,9 +240,7 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let polled = this.inner.poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.on_write();
-        }
+        note_write(this.activity, &polled);
         polled
     }
 
@@ -165,9 +251,7 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let polled = this.inner.poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.on_write();
-        }
+        note_write(this.activity, &polled);
         polled
     }
 
@@ -176,11 +260,28 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        let this = self.project();
+        let polled = this.inner.poll_flush(cx);
+        if matches!(polled, Poll::Ready(Ok(()))) {
+            this.activity.on_flushed();
+        }
+        polled
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
+        let this = self.project();
+        if this.activity.parking.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        this.inner.poll_shutdown(cx)
+    }
+}
+
+fn note_write(activity: &Activity, polled: &Poll<io::Result<usize>>) {
+    match polled {
+        Poll::Ready(Ok(n)) if *n > 0 => activity.on_write(),
+        Poll::Pending => activity.on_write_blocked(),
+        _ => {}
     }
 }
 
@@ -192,23 +293,61 @@ mod tests {
     async fn idle_then_slow_head_then_in_flight() {
         let idle = Duration::from_secs(60);
         let header = Duration::from_secs(10);
+        let t = Timeouts {
+            idle,
+            header,
+            send: Duration::from_secs(30),
+        };
         let a = Activity::new();
         let start = Instant::now();
-        assert_eq!(a.deadline(idle, header), Some((start + idle, Expiry::Idle)));
+        assert_eq!(a.deadline(&t), Some((start + idle, Expiry::Idle)));
 
         tokio::time::advance(Duration::from_secs(5)).await;
         a.on_read();
         let read_at = Instant::now();
-        assert_eq!(
-            a.deadline(idle, header),
-            Some((read_at + header, Expiry::SlowHead))
-        );
+        assert_eq!(a.deadline(&t), Some((read_at + header, Expiry::SlowHead)));
 
         let guard = a.begin_exchange();
-        assert_eq!(a.deadline(idle, header), None);
+        assert_eq!(a.deadline(&t), None);
         tokio::time::advance(Duration::from_secs(100)).await;
         drop(guard);
         let done = Instant::now();
-        assert_eq!(a.deadline(idle, header), Some((done + idle, Expiry::Idle)));
+        assert_eq!(a.deadline(&t), Some((done + idle, Expiry::Idle)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocked_write_counts_in_flight_and_holds_off_parking() {
+        let send = Duration::from_secs(30);
+        let t = Timeouts {
+            idle: Duration::from_secs(60),
+            header: Duration::from_secs(10),
+            send,
+        };
+        let after = Duration::from_secs(1);
+        let a = Activity::new();
+        assert_eq!(a.park_at(after), Some(Instant::now() + after));
+
+        let guard = a.begin_exchange();
+        assert_eq!(a.park_at(after), None, "an exchange is in flight");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        a.on_write_blocked();
+        let blocked = Instant::now();
+        assert_eq!(a.deadline(&t), Some((blocked + send, Expiry::Stalled)));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        a.on_write_blocked();
+        assert_eq!(
+            a.deadline(&t),
+            Some((blocked + send, Expiry::Stalled)),
+            "still blocked since the first time"
+        );
+        a.on_write();
+        assert_eq!(a.deadline(&t), None, "the client read again");
+
+        drop(guard);
+        assert_eq!(a.park_at(after), None, "written but not flushed");
+        a.on_flushed();
+        assert_eq!(a.park_at(after), Some(Instant::now() + after));
+        a.on_read();
+        assert_eq!(a.park_at(after), None, "the next request has started");
     }
 }

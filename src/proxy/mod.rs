@@ -46,6 +46,7 @@ pub struct Limits {
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    pub send_timeout: Duration,
     pub tunnel_idle_timeout: Duration,
     pub shutdown_grace: Duration,
 }
@@ -210,6 +211,7 @@ impl Server {
                 max_header_bytes: p.max_header_bytes.get(),
                 header_timeout: p.header_timeout.0,
                 idle_timeout: p.idle_timeout.0,
+                send_timeout: p.send_timeout.0,
                 tunnel_idle_timeout: p.tunnel_idle_timeout.0,
                 shutdown_grace: p.shutdown_grace.0,
             },
