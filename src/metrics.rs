@@ -1,15 +1,19 @@
 //! Counters for `/metrics` (Prometheus text format, served on the admin listener only).
 
-use std::collections::BTreeMap;
+use hashbrown::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
+
+type Decisions = HashMap<String, HashMap<String, HashMap<String, u64>>>;
 
 /// What the proxy counts as it works. Decisions are counted by action and category when
 /// they are journaled; the rest are gauges read when scraped.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    decisions: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// action → category → outcome → count; nested so that counting allocates nothing
+    /// once a combination has been seen.
+    decisions: Mutex<Decisions>,
     pub open_connections: AtomicI64,
     /// Keep-alive connections waiting for their next request without an HTTP server on them.
     pub parked_connections: AtomicI64,
@@ -17,25 +21,34 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn count_decision(&self, action: Option<&str>, category: Option<&str>, outcome: &str) {
-        let key = (
-            action.unwrap_or("none").to_string(),
-            category.unwrap_or("none").to_string(),
-            outcome.to_string(),
-        );
         let mut map = self
             .decisions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *map.entry(key).or_insert(0) += 1;
+        *map.entry_ref(action.unwrap_or("none"))
+            .or_default()
+            .entry_ref(category.unwrap_or("none"))
+            .or_default()
+            .entry_ref(outcome)
+            .or_default() += 1;
     }
 
-    /// Decisions counted so far: ((action, category, outcome), count).
+    /// Decisions counted so far, sorted: ((action, category, outcome), count).
     pub fn decisions(&self) -> Vec<((String, String, String), u64)> {
         let map = self
             .decisions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        let mut out = Vec::new();
+        for (action, by_category) in map.iter() {
+            for (category, by_outcome) in by_category {
+                for (outcome, n) in by_outcome {
+                    out.push(((action.clone(), category.clone(), outcome.clone()), *n));
+                }
+            }
+        }
+        out.sort_unstable();
+        out
     }
 
     pub fn connection_opened(&self) {
@@ -139,4 +152,27 @@ fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_are_counted_per_combination_and_listed_sorted() {
+        let m = Metrics::default();
+        m.count_decision(Some("coach"), Some("social"), "acknowledged");
+        m.count_decision(None, None, "forwarded");
+        m.count_decision(Some("coach"), Some("social"), "acknowledged");
+        m.count_decision(Some("coach"), Some("social"), "coached");
+        let key = |a: &str, c: &str, o: &str| (a.to_string(), c.to_string(), o.to_string());
+        assert_eq!(
+            m.decisions(),
+            [
+                (key("coach", "social", "acknowledged"), 2),
+                (key("coach", "social", "coached"), 1),
+                (key("none", "none", "forwarded"), 1),
+            ]
+        );
+    }
 }
