@@ -80,6 +80,11 @@ impl Activity {
         }
     }
 
+    /// Bytes moved outside a [`Watched`] stream (a zero-copy tunnel).
+    pub fn moved(&self) {
+        self.last_io.store(self.stamp(), Ordering::Relaxed);
+    }
+
     fn on_write(&self) {
         self.last_io.store(self.stamp(), Ordering::Relaxed);
         self.write_blocked.store(0, Ordering::Relaxed);
@@ -201,6 +206,11 @@ impl<T> Watched<T> {
 
     pub fn get_ref(&self) -> &T {
         &self.inner
+    }
+
+    /// The stream, and any bytes read earlier that were not handed out yet.
+    pub fn into_parts(self) -> (T, Bytes) {
+        (self.inner, self.replay)
     }
 
     /// Bytes to hand out before reading from the stream again.

@@ -14,6 +14,8 @@ mod intercept;
 pub mod io;
 mod journaling;
 mod local;
+#[cfg(target_os = "linux")]
+mod splice;
 pub mod target;
 mod tunnel;
 pub mod upstream;

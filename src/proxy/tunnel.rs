@@ -1,11 +1,21 @@
-//! CONNECT tunnels: connect to the origin, answer 200, then copy bytes both ways untouched.
+//! CONNECT tunnels: connect to the origin, answer 200, then relay bytes both ways untouched
+//! (zero-copy on Linux, see `splice.rs`).
 
+use std::future::Future;
+#[cfg(target_os = "linux")]
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+#[cfg(target_os = "linux")]
+use tokio::io::AsyncWriteExt;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use super::body::ProxyBody;
 use super::error::ProxyError;
@@ -49,7 +59,7 @@ pub async fn open(
         let _pending = pending;
         match on_upgrade.await {
             Ok(client) => {
-                let (up, down) = splice(TokioIo::new(client), stream, idle).await;
+                let (up, down) = relay(client, stream, idle).await;
                 counters
                     .up
                     .fetch_add(up, std::sync::atomic::Ordering::Relaxed);
@@ -64,6 +74,49 @@ pub async fn open(
     Ok(Response::new(ProxyBody::empty()))
 }
 
+/// Relays an upgraded client connection and an origin socket: zero-copy when the client is
+/// a plain TCP socket (Linux), by copying otherwise.
+async fn relay(client: Upgraded, origin: TcpStream, idle: Duration) -> (u64, u64) {
+    #[cfg(target_os = "linux")]
+    {
+        match client.downcast::<TokioIo<Watched<TcpStream>>>() {
+            Ok(parts) => {
+                let (client, unread) = parts.io.into_inner().into_parts();
+                splice_tcp(client, [unread, parts.read_buf], origin, idle).await
+            }
+            Err(client) => splice(TokioIo::new(client), origin, idle).await,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    splice(TokioIo::new(client), origin, idle).await
+}
+
+/// [`splice`] for two TCP sockets, without copying through user space. `early` holds bytes
+/// the client sent before the tunnel opened (read along with its CONNECT); they go first.
+#[cfg(target_os = "linux")]
+async fn splice_tcp(
+    client: TcpStream,
+    early: [Bytes; 2],
+    mut origin: TcpStream,
+    idle: Duration,
+) -> (u64, u64) {
+    let activity = Activity::new();
+    let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
+    let work = async {
+        for bytes in early.iter().filter(|b| !b.is_empty()) {
+            origin.write_all(bytes).await?;
+            up.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
+        super::splice::both_ways(&client, &origin, &activity, &up, &down).await
+    };
+    match until_quiet(&activity, idle, work).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => tracing::debug!(error = %e, "tunnel ended with an error"),
+        None => tracing::debug!(idle = ?idle, "closing a silent tunnel"),
+    }
+    (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed))
+}
+
 /// Copies bytes both ways until both sides close, or until nothing has moved for `idle`.
 /// Returns the bytes sent client → origin and origin → client.
 pub async fn splice<A, B>(client: A, origin: B, idle: Duration) -> (u64, u64)
@@ -75,22 +128,32 @@ where
     let mut client = Watched::new(client, activity.clone());
     let mut origin = Watched::new(origin, activity.clone());
     let copy = tokio::io::copy_bidirectional(&mut client, &mut origin);
-    tokio::pin!(copy);
+    match until_quiet(&activity, idle, copy).await {
+        Some(Ok(counts)) => counts,
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "tunnel ended with an error");
+            (0, 0)
+        }
+        None => {
+            tracing::debug!(idle = ?idle, "closing a silent tunnel");
+            (0, 0)
+        }
+    }
+}
+
+/// Runs `work` until it finishes, or `None` once nothing has moved for `idle`.
+async fn until_quiet<T>(
+    activity: &Activity,
+    idle: Duration,
+    work: impl Future<Output = std::io::Result<T>>,
+) -> Option<std::io::Result<T>> {
+    tokio::pin!(work);
     loop {
         tokio::select! {
-            done = &mut copy => {
-                return match done {
-                    Ok(counts) => counts,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "tunnel ended with an error");
-                        (0, 0)
-                    }
-                };
-            }
+            done = &mut work => return Some(done),
             _ = tokio::time::sleep_until(activity.quiet_deadline(idle)) => {
                 if activity.quiet_deadline(idle) <= tokio::time::Instant::now() {
-                    tracing::debug!(idle = ?idle, "closing a silent tunnel");
-                    return (0, 0);
+                    return None;
                 }
             }
         }
