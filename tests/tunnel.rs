@@ -169,3 +169,58 @@ async fn a_silent_tunnel_is_closed_after_tunnel_idle_timeout() {
         "the origin side is closed too"
     );
 }
+
+/// Tunnels share a pool of pipes; fifty at once, each echoing its own pattern, must each get
+/// back exactly their own bytes (a pipe returned with bytes in it would show here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_tunnels_at_once_each_get_exactly_their_own_bytes() {
+    const N: usize = 50;
+    const LEN: usize = 256 * 1024;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // An echo origin: every connection gets its bytes back, then the close.
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![Port(port)];
+    let p = proxy(cfg).await;
+
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let addr = p.addr;
+        set.spawn(async move {
+            let s = open_tunnel(addr, port, b"").await;
+            let (mut r, mut w) = s.into_split();
+            let mine = pattern(LEN, i as u8);
+            let sent = mine.clone();
+            let writer = tokio::spawn(async move {
+                w.write_all(&sent).await.expect("send");
+                w.shutdown().await.expect("half-close");
+            });
+            let mut back = Vec::with_capacity(LEN);
+            tokio::time::timeout(Duration::from_secs(30), r.read_to_end(&mut back))
+                .await
+                .expect("the echo within 30 s")
+                .expect("read");
+            writer.await.expect("writer");
+            assert!(
+                back == mine,
+                "tunnel {i} got {} bytes, not its own {LEN}",
+                back.len()
+            );
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("a tunnel failed");
+    }
+}

@@ -116,8 +116,8 @@ pub async fn serve(
         };
         activity.set_parking(false);
         (io, service) = (parts.io, parts.service);
-        if !parts.read_buf.is_empty() {
-            io.inner_mut().replay(parts.read_buf);
+        io.inner_mut().replay(parts.read_buf);
+        if io.inner().has_replay() {
             continue;
         }
         parked_gauge.fetch_add(1, Ordering::Relaxed);

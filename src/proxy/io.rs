@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
@@ -213,9 +213,22 @@ impl<T> Watched<T> {
         (self.inner, self.replay)
     }
 
-    /// Bytes to hand out before reading from the stream again.
+    /// Bytes to hand out before reading from the stream again; they came before any
+    /// still waiting to be handed out.
     pub fn replay(&mut self, bytes: Bytes) {
-        self.replay = bytes;
+        if self.replay.is_empty() {
+            self.replay = bytes;
+        } else if !bytes.is_empty() {
+            let mut joined = BytesMut::with_capacity(bytes.len() + self.replay.len());
+            joined.extend_from_slice(&bytes);
+            joined.extend_from_slice(&self.replay);
+            self.replay = joined.freeze();
+        }
+    }
+
+    /// Whether bytes read earlier are still waiting to be handed out.
+    pub fn has_replay(&self) -> bool {
+        !self.replay.is_empty()
     }
 }
 
@@ -226,7 +239,7 @@ impl<T: AsyncRead> AsyncRead for Watched<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
-        if !this.replay.is_empty() {
+        if !this.replay.is_empty() && buf.remaining() > 0 {
             let n = this.replay.len().min(buf.remaining());
             buf.put_slice(&this.replay[..n]);
             this.replay.advance(n);
@@ -359,5 +372,23 @@ mod tests {
         assert_eq!(a.park_at(after), Some(Instant::now() + after));
         a.on_read();
         assert_eq!(a.park_at(after), None, "the next request has started");
+    }
+
+    #[tokio::test]
+    async fn replayed_bytes_come_first_and_in_order() {
+        use tokio::io::AsyncReadExt;
+        let (mut far, near) = tokio::io::duplex(64);
+        let mut w = Watched::new(near, Activity::new());
+        w.replay(Bytes::from_static(b"later "));
+        w.replay(Bytes::from_static(b"earlier "));
+        assert!(w.has_replay());
+        tokio::io::AsyncWriteExt::write_all(&mut far, b"then the stream")
+            .await
+            .expect("write");
+        drop(far);
+        let mut got = String::new();
+        w.read_to_string(&mut got).await.expect("read");
+        assert_eq!(got, "earlier later then the stream");
+        assert!(!w.has_replay());
     }
 }

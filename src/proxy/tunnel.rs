@@ -12,8 +12,6 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-#[cfg(target_os = "linux")]
-use tokio::io::AsyncWriteExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -82,7 +80,7 @@ async fn relay(client: Upgraded, origin: TcpStream, idle: Duration) -> (u64, u64
         match client.downcast::<TokioIo<Watched<TcpStream>>>() {
             Ok(parts) => {
                 let (client, unread) = parts.io.into_inner().into_parts();
-                splice_tcp(client, [unread, parts.read_buf], origin, idle).await
+                splice_tcp(client, [parts.read_buf, unread], origin, idle).await
             }
             Err(client) => splice(TokioIo::new(client), origin, idle).await,
         }
@@ -92,20 +90,20 @@ async fn relay(client: Upgraded, origin: TcpStream, idle: Duration) -> (u64, u64
 }
 
 /// [`splice`] for two TCP sockets, without copying through user space. `early` holds bytes
-/// the client sent before the tunnel opened (read along with its CONNECT); they go first.
+/// the client sent before the tunnel opened (read along with its CONNECT), in order: what
+/// hyper had read, then what it had not yet taken; they go first.
 #[cfg(target_os = "linux")]
 async fn splice_tcp(
     client: TcpStream,
     early: [Bytes; 2],
-    mut origin: TcpStream,
+    origin: TcpStream,
     idle: Duration,
 ) -> (u64, u64) {
     let activity = Activity::new();
     let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
     let work = async {
-        for bytes in early.iter().filter(|b| !b.is_empty()) {
-            origin.write_all(bytes).await?;
-            up.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        for bytes in &early {
+            super::splice::send(&origin, bytes, &activity, &up).await?;
         }
         super::splice::both_ways(&client, &origin, &activity, &up, &down).await
     };
