@@ -224,3 +224,56 @@ async fn fifty_tunnels_at_once_each_get_exactly_their_own_bytes() {
         r.expect("a tunnel failed");
     }
 }
+
+/// An open tunnel is an open connection: it counts against `proxy.max_connections` until it
+/// closes, and its place is given back when it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_tunnels_count_against_max_connections_until_they_close() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    let origin = origin().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![Port(port)];
+    cfg.proxy.max_connections = signpost::config::Bounded(2);
+    let p = proxy(cfg).await;
+
+    let first = open_tunnel(p.addr, port, b"").await;
+    let _second = open_tunnel(p.addr, port, b"").await;
+    let get_hello = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        origin.url("/hello"),
+        origin.addr
+    );
+    let reply = raw_exchange(p.addr, get_hello.as_bytes()).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 503"),
+        "two tunnels hold both places: {reply}"
+    );
+
+    drop(first);
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = raw_exchange(p.addr, get_hello.as_bytes()).await;
+        if reply.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+        assert!(
+            std::time::Instant::now() < until,
+            "the closed tunnel's place was not given back within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::body::{BoxError, ProxyBody};
 use super::error::ProxyError;
 use super::exchange::{self, ClientConn};
-use super::io::{Activity, ExchangeGuard, Expiry, Timeouts, Watched};
+use super::io::{Activity, ExchangeGuard, Expiry, Slot, Timeouts, Watched};
 use super::target::SelfAddr;
 use super::Shared;
 use crate::net;
@@ -65,9 +65,11 @@ pub async fn serve(
             listen_ip: shared.listen_ip,
         },
     });
-    let activity = Activity::new();
+    // The slot (permit and open-connection gauge) lives as long as the socket: in a tunnel
+    // or WebSocket it outlasts this function.
+    let slot = Slot::new(permit, shared.journal.metrics.clone());
+    let activity = Activity::holding(Some(slot));
     let mut io = TokioIo::new(Watched::new(stream, activity.clone()));
-    shared.journal.metrics.connection_opened();
     let refused = refusal.is_some();
     let mut service = {
         let shared = shared.clone();
@@ -127,8 +129,6 @@ pub async fn serve(
             break;
         }
     }
-    shared.journal.metrics.connection_closed();
-    drop(permit);
 }
 
 /// How long a keep-alive connection must be quiet before hyper lets go of it. Long enough

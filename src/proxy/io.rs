@@ -31,6 +31,35 @@ pub struct Activity {
     /// then left to us (the client keeps its connection).
     parking: AtomicBool,
     in_flight: AtomicU32,
+    /// A client connection's place under `proxy.max_connections`; it goes with the socket
+    /// into a tunnel or WebSocket and is given back when the last holder lets go.
+    _slot: Option<Slot>,
+}
+
+/// A client connection counted as open (and holding its permit) for as long as it lives.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Slot {
+    pub fn new(
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Slot {
+        metrics.connection_opened();
+        Slot {
+            _permit: permit,
+            metrics,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.metrics.connection_closed();
+    }
 }
 
 /// Why a watchdog closed a connection.
@@ -46,6 +75,11 @@ pub enum Expiry {
 
 impl Activity {
     pub fn new() -> Arc<Activity> {
+        Self::holding(None)
+    }
+
+    /// The activity of a client connection, which holds its [`Slot`].
+    pub fn holding(slot: Option<Slot>) -> Arc<Activity> {
         let a = Activity {
             base: Instant::now(),
             last_io: AtomicU64::new(0),
@@ -55,6 +89,7 @@ impl Activity {
             unflushed: AtomicBool::new(false),
             parking: AtomicBool::new(false),
             in_flight: AtomicU32::new(0),
+            _slot: slot,
         };
         a.idle_since.store(a.stamp(), Ordering::Relaxed);
         Arc::new(a)
@@ -208,9 +243,10 @@ impl<T> Watched<T> {
         &self.inner
     }
 
-    /// The stream, and any bytes read earlier that were not handed out yet.
-    pub fn into_parts(self) -> (T, Bytes) {
-        (self.inner, self.replay)
+    /// The stream, any bytes read earlier that were not handed out yet, and the activity
+    /// (which may hold the connection's [`Slot`]: keep it while the stream is used).
+    pub fn into_parts(self) -> (T, Bytes, Arc<Activity>) {
+        (self.inner, self.replay, self.activity)
     }
 
     /// Bytes to hand out before reading from the stream again; they came before any

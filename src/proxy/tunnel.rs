@@ -79,7 +79,8 @@ async fn relay(client: Upgraded, origin: TcpStream, idle: Duration) -> (u64, u64
     {
         match client.downcast::<TokioIo<Watched<TcpStream>>>() {
             Ok(parts) => {
-                let (client, unread) = parts.io.into_inner().into_parts();
+                // `_slot` keeps the client connection counted until the tunnel closes.
+                let (client, unread, _slot) = parts.io.into_inner().into_parts();
                 splice_tcp(client, [parts.read_buf, unread], origin, idle).await
             }
             Err(client) => splice(TokioIo::new(client), origin, idle).await,
