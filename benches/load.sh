@@ -309,27 +309,9 @@ EOF
 
 CLK_TCK=$(getconf CLK_TCK)
 
-# utime+stime of PID in clock ticks (fields 14 and 15 of /proc/PID/stat; all threads).
-# The comm field may contain spaces, so count fields after its closing parenthesis.
-cpu_ticks() {
-    local stat
-    stat=$(<"/proc/$1/stat") || die "process $1 is gone"
-    stat=${stat##*) }
-    awk '{ print $12 + $13 }' <<<"$stat"
-}
-
-# Peak resident set size of PID, in KiB. (Squid's own "Maximum Resident Size" line in
-# cache.log reads 4x higher: it scales ru_maxrss, already in KiB on Linux, by the page size.)
-
-# wrk prints latencies as 850.00us, 1.23ms, 1.02s or 2.00m; convert to milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        if (v == "") { print "n/a"; exit }
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.2f", n
-    }'
-}
+# cpu_ticks, to_ms and peak_rss_kib come from lib.sh. (Squid's own "Maximum Resident Size"
+# line in cache.log reads 4x higher than VmHWM: it scales ru_maxrss, already in KiB on
+# Linux, by the page size.)
 
 # Result rows, one per line: proxy|test|req/s|p50 ms|p99 ms|cpu us/req|requests|errors
 ROWS=()

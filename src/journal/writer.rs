@@ -80,6 +80,9 @@ pub fn spawn(
                 }
                 let drained = rx_is_empty(&stats);
                 if disconnected || (closing.load(Ordering::Relaxed) && drained) {
+                    // A record sent since the last look still gets stored.
+                    batch.extend(rx.try_iter());
+                    store_batch(&mut batch, &mut store, &mut sinks, &stats, &mut failing);
                     return;
                 }
             }
