@@ -5,9 +5,9 @@
 //! | step | module | what it does |
 //! |---|---|---|
 //! | config | [`config`] | TOML schema, defaults, errors with file:line:column |
-//! | accept, gate | [`proxy`] (`conn`) | listener, client allow-list, connection limits, timeouts |
+//! | accept, gate | [`proxy`] (`conn`, `io`) | listener, client allow-list, connection limits, timeouts, parking idle connections |
 //! | read request | [`proxy::target`] | origin, CONNECT tunnel, or the proxy's own pages |
-//! | act | [`proxy`] (`forward`, `tunnel`, `local`) | forward HTTP, tunnel CONNECT, serve own pages |
+//! | act | [`proxy`] (`forward`, `tunnel`, `splice`, `local`) | forward HTTP, tunnel CONNECT (zero-copy on Linux), serve own pages |
 //! | respond | [`respond`] | the one place decisions and errors become HTTP responses |
 //! | reach origins | [`proxy::upstream`] | hosts table, hosts file, DNS, pooled client |
 //! | PAC | [`pac`] | the auto-configuration file browsers load |
