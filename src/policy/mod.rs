@@ -1,5 +1,5 @@
 //! The compiled policy: categories, their host/URL/list entries, schedules, groups and
-//! rules, turned from config into one immutable value. Classification ([`classify`]) is
+//! rules, turned from config into one immutable value. Classification ([`classify()`]) is
 //! a pure function of this value, the request, the client and an instant.
 //!
 //! A policy is compiled off the hot path and swapped whole on reload, so a request sees
