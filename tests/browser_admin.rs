@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use argon2::password_hash::PasswordHasher;
 use common::browser::Browser;
 use common::*;
@@ -50,31 +47,13 @@ action = "block"
         ),
     )
     .unwrap();
-    let mut spawned = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["--log-format", "json", "run", "--no-watch", "-c"])
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(spawned.stderr.take().unwrap()).lines();
-    let mut child = Running(Some(spawned));
-    let (mut proxy, mut admin) = (None, None);
-    while proxy.is_none() || admin.is_none() {
-        let line = lines.next().expect("the proxy starts").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let addr = v["fields"]["addr"].as_str().map(str::to_string);
-        match v["fields"]["message"].as_str() {
-            Some("signpost is listening") => proxy = addr,
-            Some("dashboard is listening") => admin = addr,
-            _ => {}
-        }
-    }
-    let (proxy, admin) = (proxy.unwrap(), admin.unwrap());
+    let mut signpost = Binary::run(&cfg, false);
+    let [proxy, admin] = signpost.listening(["signpost is listening", "dashboard is listening"]);
 
     // Some decisions: two forwarded, one blocked.
     let port = origin.addr.port();
     rt.block_on(async {
-        let mut c = client(proxy.parse().unwrap()).await;
+        let mut c = client(proxy).await;
         for url in [
             format!("http://news.example:{port}/hello"),
             format!("http://news.example:{port}/hello"),
@@ -107,9 +86,6 @@ action = "block"
     let overview = std::fs::metadata(state.join("overview.png")).unwrap();
     assert!(overview.len() > 1000, "the overview rendered");
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(child.wait().code(), Some(0));
+    signpost.signal("TERM");
+    assert_eq!(signpost.wait().code(), Some(0));
 }

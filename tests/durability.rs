@@ -8,10 +8,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -70,33 +68,9 @@ action = "coach"
 fn spawn_binary(state: &Path) -> (Running, SocketAddr) {
     let cfg = state.join("signpost.toml");
     std::fs::write(&cfg, config_text(state)).expect("write the config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["--log-format", "json", "run", "--no-watch", "-c"])
-        .arg(&cfg)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the signpost binary starts");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let running = Running(Some(child));
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the proxy logs that it is listening before it exits")
-            .expect("its log is readable");
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if v["fields"]["message"] == "signpost is listening" {
-            break v["fields"]["addr"]
-                .as_str()
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| panic!("no address in {line}"));
-        }
-    };
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    (running, addr)
+    let mut signpost = Binary::run(&cfg, false);
+    let [addr] = signpost.listening(["signpost is listening"]);
+    (signpost.drain_log(), addr)
 }
 
 /// An HTTP/1.1 connection to the proxy from the loopback address `source` (the client's
@@ -307,11 +281,7 @@ fn after_kill_9_under_load_acknowledgements_and_the_journal_survive_a_restart() 
         acknowledge(addr, port, last).await;
         at
     });
-    let killed = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success(), "kill -KILL {}", child.id());
+    child.signal("KILL");
     let killed_at = Instant::now();
     let status = child.wait();
     assert!(!status.success(), "the proxy died of SIGKILL: {status:?}");

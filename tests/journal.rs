@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -559,32 +558,12 @@ fn review_reports_categories_acknowledgements_reasons_and_blocks() {
 }
 
 /// Starts the real binary with a journal and returns it with its proxy address.
-fn spawn_binary(
-    state: &Path,
-    origin_port: u16,
-) -> (
-    Running,
-    std::net::SocketAddr,
-    std::io::Lines<BufReader<std::process::ChildStderr>>,
-) {
+fn spawn_binary(state: &Path, origin_port: u16) -> (Binary, std::net::SocketAddr) {
     let cfg = state.join("signpost.toml");
     std::fs::write(&cfg, config_text(state, "", origin_port)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["--log-format", "json", "run", "--no-watch", "-c"])
-        .arg(&cfg)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the proxy starts").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["fields"]["message"] == "signpost is listening" {
-            break v["fields"]["addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
-    (Running(Some(child)), addr, lines)
+    let mut signpost = Binary::run(&cfg, false);
+    let [addr] = signpost.listening(["signpost is listening"]);
+    (signpost, addr)
 }
 
 #[test]
@@ -596,7 +575,7 @@ fn after_kill_9_the_store_opens_and_holds_all_but_the_last_second() {
         .unwrap();
     let origin = rt.block_on(origin());
     let state = state_dir();
-    let (mut child, addr, _lines) = spawn_binary(&state, 443);
+    let (mut signpost, addr) = spawn_binary(&state, 443);
     let url = format!("http://plain.example:{}/hello", origin.addr.port());
 
     // Load for ~2 s, remembering when each answer arrived.
@@ -613,11 +592,8 @@ fn after_kill_9_the_store_opens_and_holds_all_but_the_last_second() {
         done
     });
     let killed_at = std::time::Instant::now();
-    Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait();
+    signpost.signal("KILL");
+    signpost.wait();
 
     let db = rusqlite::Connection::open(state.join("journal.db")).unwrap();
     let ok: String = db
@@ -646,7 +622,7 @@ fn sigusr1_reopens_the_journal_files_for_logrotate() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let origin = rt.block_on(origin());
     let state = state_dir();
-    let (child, addr, mut lines) = spawn_binary(&state, 443);
+    let (mut signpost, addr) = spawn_binary(&state, 443);
     let url = format!("http://plain.example:{}/hello", origin.addr.port());
     let hit = |url: String| {
         rt.block_on(async move {
@@ -671,23 +647,11 @@ fn sigusr1_reopens_the_journal_files_for_logrotate() {
     });
     assert!(written, "the first record reached the file");
     std::fs::rename(&jsonl, &rotated).unwrap();
-    Command::new("kill")
-        .args(["-USR1", &child.id().to_string()])
-        .status()
-        .unwrap();
-    loop {
-        let line = lines.next().expect("the proxy keeps logging").unwrap();
-        if line.contains("journal files reopened") {
-            break;
-        }
-    }
+    signpost.signal("USR1");
+    signpost.next_message("journal files reopened");
     hit(url);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut child = child;
-    assert_eq!(child.wait().code(), Some(0));
+    signpost.signal("TERM");
+    assert_eq!(signpost.wait().code(), Some(0));
     assert_eq!(
         std::fs::read_to_string(&rotated).unwrap().lines().count(),
         1

@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -89,41 +88,20 @@ fn the_binary_serves_and_exits_zero_on_sigterm() {
             dir.path().join("coach-secret").display()
         ),
     );
-    let mut spawned = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["--log-format", "json", "run", "-c"])
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = spawned.stderr.take().unwrap();
-    let mut child = Running(Some(spawned));
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the proxy logs that it is listening")
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["fields"]["message"] == "signpost is listening" {
-            break v["fields"]["addr"].as_str().unwrap().to_string();
-        }
-    };
+    let mut signpost = Binary::run(&cfg, true);
+    let [addr] = signpost.listening(["signpost is listening"]);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let health = rt.block_on(async {
-        let mut c = client(addr.parse().unwrap()).await;
+        let mut c = client(addr).await;
         body_text(c.send_request(get("/healthz")).await.unwrap()).await
     });
     assert_eq!(health, "ok\n");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait();
+    signpost.signal("TERM");
+    let status = signpost.wait();
     assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let rest = signpost.rest_of_log();
     assert!(
         rest.iter().any(|l| l.contains("signpost stopped")),
         "{rest:?}"

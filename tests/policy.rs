@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -183,26 +182,8 @@ fn sighup_reloads_the_policy_in_the_running_binary() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("signpost.toml");
     std::fs::write(&path, policy_text(port, "allow")).unwrap();
-    let mut spawned = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["--log-format", "json", "run", "--no-watch", "-c"])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(spawned.stderr.take().unwrap()).lines();
-    let mut child = Running(Some(spawned));
-    let mut next_message = |want: &str| loop {
-        let line = lines.next().expect("the proxy keeps logging").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["fields"]["message"] == want {
-            return v;
-        }
-    };
-    let addr: std::net::SocketAddr = next_message("signpost is listening")["fields"]["addr"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let mut signpost = Binary::run(&path, false);
+    let [addr] = signpost.listening(["signpost is listening"]);
     let url = format!("http://www.ning.com:{port}/hello");
     let status = |url: String| {
         rt.block_on(async move {
@@ -215,19 +196,12 @@ fn sighup_reloads_the_policy_in_the_running_binary() {
     std::fs::write(&path, policy_text(port, "block")).unwrap();
     // --no-watch: nothing happens until the signal.
     assert_eq!(status(url.clone()), StatusCode::OK);
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
-    next_message("policy reloaded");
+    signpost.signal("HUP");
+    signpost.next_message("policy reloaded");
     assert_eq!(status(url), StatusCode::FORBIDDEN);
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(child.wait().code(), Some(0));
+    signpost.signal("TERM");
+    assert_eq!(signpost.wait().code(), Some(0));
 }
 
 fn ut1_fixture(dir: &Path) -> std::path::PathBuf {

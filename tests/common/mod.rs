@@ -385,6 +385,15 @@ impl Running {
         let mut child = self.0.take().expect("still running");
         child.wait().unwrap()
     }
+
+    /// Sends `signal` (e.g. "TERM", "HUP") with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal} {}", self.id());
+    }
 }
 
 impl Drop for Running {
@@ -393,5 +402,97 @@ impl Drop for Running {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// The real `signpost` binary running `run` on a config file, with its JSON log on stderr
+/// read line by line.
+pub struct Binary {
+    pub process: Running,
+    log: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+}
+
+impl Binary {
+    /// Starts `signpost --log-format json run -c CONFIG` (with `--no-watch` unless `watch`)
+    /// at log level info.
+    pub fn run(config: &std::path::Path, watch: bool) -> Binary {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"));
+        command.args(["--log-format", "json", "run"]);
+        if !watch {
+            command.arg("--no-watch");
+        }
+        let mut child = command
+            .arg("-c")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the signpost binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        Binary {
+            process: Running(Some(child)),
+            log: std::io::BufReader::new(stderr).lines(),
+        }
+    }
+
+    /// Reads the log until a line whose message is `message`; returns that line.
+    pub fn next_message(&mut self, message: &str) -> serde_json::Value {
+        loop {
+            let line = self
+                .log
+                .next()
+                .unwrap_or_else(|| panic!("the log ended before {message:?}"))
+                .expect("the log is readable");
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["fields"]["message"] == message {
+                return v;
+            }
+        }
+    }
+
+    /// Reads the log until every one of `messages` ("… is listening", in any order) has
+    /// named its address; returns the addresses in the order asked.
+    pub fn listening<const N: usize>(&mut self, messages: [&str; N]) -> [SocketAddr; N] {
+        let mut found: [Option<SocketAddr>; N] = [None; N];
+        while found.iter().any(Option::is_none) {
+            let line = self
+                .log
+                .next()
+                .expect("the proxy logs where it listens before it exits")
+                .expect("the log is readable");
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(i) = messages.iter().position(|m| v["fields"]["message"] == *m) {
+                let addr = v["fields"]["addr"].as_str().and_then(|a| a.parse().ok());
+                found[i] = Some(addr.unwrap_or_else(|| panic!("no address in {line}")));
+            }
+        }
+        found.map(|a| a.expect("found above"))
+    }
+
+    /// Sends `signal` (e.g. "TERM", "HUP") with kill(1).
+    pub fn signal(&self, signal: &str) {
+        self.process.signal(signal);
+    }
+
+    /// Waits for the process to exit by itself (after a signal).
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.process.wait()
+    }
+
+    /// The rest of the log, up to its end (the process has exited).
+    pub fn rest_of_log(self) -> Vec<String> {
+        self.log.map_while(Result::ok).collect()
+    }
+
+    /// Reads the rest of the log on a thread, so that a full pipe never stalls the process.
+    pub fn drain_log(self) -> Running {
+        let Binary { process, log } = self;
+        std::thread::spawn(move || log.map_while(Result::ok).for_each(drop));
+        process
     }
 }
