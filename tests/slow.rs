@@ -465,25 +465,6 @@ async fn a_thousand_idle_keep_alive_connections_are_held_and_others_are_served()
     p.shut().await;
 }
 
-/// Reads one response with a `Content-Length` body; returns the head and the body.
-async fn read_response(s: &mut TcpStream) -> (String, String) {
-    let head = read_head(s).await;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no Content-Length in {head}"));
-    let mut body = vec![0u8; length];
-    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut body))
-        .await
-        .expect("the body within 10 s")
-        .expect("the whole body");
-    (head, String::from_utf8_lossy(&body).into_owned())
-}
-
 /// A quiet keep-alive connection is parked; parked, it serves its next requests (two
 /// pipelined in one write: neither is lost or reordered), parks again, and is closed
 /// promptly when the proxy stops.

@@ -21,6 +21,26 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// A raw TCP echo origin: every connection gets its bytes back, then the close. Returns
+/// its port.
+async fn echo_origin() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
 async fn open_tunnel(proxy: std::net::SocketAddr, port: u16, early: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(proxy)
         .await
@@ -176,21 +196,7 @@ async fn a_silent_tunnel_is_closed_after_tunnel_idle_timeout() {
 async fn fifty_tunnels_at_once_each_get_exactly_their_own_bytes() {
     const N: usize = 50;
     const LEN: usize = 256 * 1024;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    // An echo origin: every connection gets its bytes back, then the close.
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.into_split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
+    let port = echo_origin().await;
     let mut cfg = config();
     cfg.proxy.connect_ports = vec![Port(port)];
     let p = proxy(cfg).await;
@@ -229,20 +235,7 @@ async fn fifty_tunnels_at_once_each_get_exactly_their_own_bytes() {
 /// closes, and its place is given back when it does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_tunnels_count_against_max_connections_until_they_close() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.into_split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
+    let port = echo_origin().await;
     let origin = origin().await;
     let mut cfg = config();
     cfg.proxy.connect_ports = vec![Port(port)];

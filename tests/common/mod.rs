@@ -365,6 +365,25 @@ pub async fn read_head(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
+/// Reads one response with a `Content-Length` body; returns the head and the body.
+pub async fn read_response(s: &mut TcpStream) -> (String, String) {
+    let head = read_head(s).await;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length in {head}"));
+    let mut body = vec![0u8; length];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut body))
+        .await
+        .expect("the body within 10 s")
+        .expect("the whole body");
+    (head, String::from_utf8_lossy(&body).into_owned())
+}
+
 /// A loopback port with nothing listening on it.
 pub async fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
