@@ -63,33 +63,13 @@ impl Proxy {
     /// Waits until exactly `n` connections are parked; `Err` with the count seen last if
     /// that does not happen within `within`.
     async fn wait_parked(&self, n: i64, within: Duration) -> Result<(), i64> {
-        let until = Instant::now() + within;
-        loop {
-            let parked = self.parked();
-            if parked == n {
-                return Ok(());
-            }
-            if Instant::now() >= until {
-                return Err(parked);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_gauge(|| self.parked(), |parked| parked == n, within).await
     }
 
     /// Waits until the proxy holds at most `n` open connections; `Err` with the count seen
     /// last if that does not happen within `within`.
     async fn wait_open_at_most(&self, n: i64, within: Duration) -> Result<(), i64> {
-        let until = Instant::now() + within;
-        loop {
-            let open = self.open();
-            if open <= n {
-                return Ok(());
-            }
-            if Instant::now() >= until {
-                return Err(open);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_gauge(|| self.open(), |open| open <= n, within).await
     }
 
     async fn shut(self) {
@@ -98,6 +78,25 @@ impl Proxy {
             .await
             .expect("the proxy stops within its shutdown grace")
             .expect("the proxy task did not panic");
+    }
+}
+
+/// Polls `gauge` until `done` holds; `Err` with the value seen last after `within`.
+async fn wait_gauge(
+    gauge: impl Fn() -> i64,
+    done: impl Fn(i64) -> bool,
+    within: Duration,
+) -> Result<(), i64> {
+    let until = Instant::now() + within;
+    loop {
+        let value = gauge();
+        if done(value) {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(value);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

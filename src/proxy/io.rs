@@ -121,7 +121,7 @@ impl Activity {
     }
 
     fn on_write(&self) {
-        self.last_io.store(self.stamp(), Ordering::Relaxed);
+        self.moved();
         self.write_blocked.store(0, Ordering::Relaxed);
         self.unflushed.store(true, Ordering::Relaxed);
     }
