@@ -140,24 +140,14 @@ KILL_PIDS=()
 # Logs shown (last 20 lines each) when the run fails.
 LOGS=("$TMP"/signpost.log "$TMP"/nginx/error.log "$TMP"/nginx/stderr.log)
 cleanup() {
-    local rc=$? pid i f
+    local rc=$? pid f
     trap - EXIT INT TERM
     # (bash's "Killed" notices for the reaped jobs go to /dev/null too)
     {
         for pid in "${KILL_PIDS[@]}"; do
             kill -KILL "$pid" || true
         done
-        for pid in "${PIDS[@]}"; do
-            kill -TERM "$pid" || true
-        done
-        for pid in "${PIDS[@]}"; do
-            for ((i = 0; i < 50; i++)); do
-                kill -0 "$pid" || break
-                sleep 0.1
-            done
-            kill -KILL "$pid" || true
-            wait "$pid" || true
-        done
+        stop_started
     } 2>/dev/null
     if [[ $rc -ne 0 ]]; then
         echo "compare.sh: failed (exit $rc)" >&2
@@ -195,52 +185,13 @@ if [[ $BUILD == 1 ]]; then
     log "cargo build --release"
     cargo build --release --quiet
 else
-    for ((i = 0; i < 600; i++)); do
-        [[ -x $SIGNPOST_BIN ]] && break
-        ((i % 60 == 0)) && log "waiting for $SIGNPOST_BIN (up to 10 min)"
-        sleep 1
-    done
-    if [[ ! -x $SIGNPOST_BIN ]]; then
-        log "$SIGNPOST_BIN still missing: cargo build --release"
-        cargo build --release --quiet
-    fi
+    await_binary
 fi
-[[ -x $SIGNPOST_BIN ]] || die "$SIGNPOST_BIN missing"
 
 # ---------------------------------------------------------------------------------------
 # 2. Origin: nginx
 # ---------------------------------------------------------------------------------------
-mkdir -p "$TMP/www" "$TMP/nginx/tmp"
-head -c 1024 /dev/zero | tr '\0' 'a' >"$TMP/www/1k"
-head -c $((1024 * 1024)) /dev/urandom >"$TMP/www/1m"
-chmod -R a+rX "$TMP/www"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    default_type application/octet-stream;
-    client_body_temp_path $TMP/nginx/tmp;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-    server {
-        listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
-        root $TMP/www;
-    }
-}
-EOF
-nginx -t -q -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
-log "origin: nginx on 127.0.0.1:$ORIGIN_PORT"
-nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr.log" &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-wait_until 100 nginx "$NGINX_PID" curl -sf -o /dev/null "$ORIGIN/1k"
+start_origin 120s
 
 # Per proxy: listening port, process id, version, access log and an extended regular
 # expression matching one line of it per request or tunnel, and what its config does.

@@ -53,19 +53,9 @@ NOFILE=$(ulimit -n)
 TMP=$(mktemp -d -t signpost-idle.XXXXXX)
 PIDS=()
 cleanup() {
-    local rc=$? pid i
+    local rc=$?
     trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_started
     if [[ $rc -ne 0 ]]; then
         echo "idle.sh: failed (exit $rc)" >&2
         for f in "$TMP"/signpost.log "$TMP"/nginx/{error,stderr}.log "$TMP"/client.err; do
@@ -90,46 +80,10 @@ pick_port ORIGIN_PORT "${ORIGIN_PORT:-18380}"
 pick_port SIGNPOST_PORT "${SIGNPOST_PORT:-18428}"
 ORIGIN=http://127.0.0.1:$ORIGIN_PORT
 
-for ((i = 0; i < 600; i++)); do
-    [[ -x $SIGNPOST_BIN ]] && break
-    ((i % 60 == 0)) && log "waiting for $SIGNPOST_BIN (up to 10 min)"
-    sleep 1
-done
-if [[ ! -x $SIGNPOST_BIN ]]; then
-    log "$SIGNPOST_BIN still missing: cargo build --release"
-    cargo build --release --quiet
-fi
-[[ -x $SIGNPOST_BIN ]] || die "$SIGNPOST_BIN missing"
+await_binary
 
 # Origin
-mkdir -p "$TMP/www" "$TMP/nginx/tmp"
-head -c 1024 /dev/zero | tr '\0' 'a' >"$TMP/www/1k"
-chmod -R a+rX "$TMP/www"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    default_type application/octet-stream;
-    client_body_temp_path $TMP/nginx/tmp;
-    keepalive_requests 1000000;
-    keepalive_timeout 600s;
-    server {
-        listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
-        root $TMP/www;
-    }
-}
-EOF
-nginx -t -q -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
-log "origin: nginx on 127.0.0.1:$ORIGIN_PORT"
-nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr.log" &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-wait_until 100 nginx "$NGINX_PID" curl -sf -o /dev/null "$ORIGIN/1k"
+start_origin 600s
 
 # Signpost: journal on; idle clients kept 10 minutes; room for twice the connections
 mkdir -p "$TMP/state"

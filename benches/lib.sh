@@ -90,3 +90,74 @@ to_ms() {
         printf "%.2f", n
     }'
 }
+
+# start_origin KEEPALIVE_TIMEOUT: nginx on 127.0.0.1:$ORIGIN_PORT serving $TMP/www/1k (1024
+# bytes) and $TMP/www/1m (1 MiB), with no access log and one worker (the proxy under test
+# and its client share the few cores). Adds its PID to PIDS and waits until it serves.
+start_origin() {
+    mkdir -p "$TMP/www" "$TMP/nginx/tmp"
+    head -c 1024 /dev/zero | tr '\0' 'a' >"$TMP/www/1k"
+    head -c $((1024 * 1024)) /dev/urandom >"$TMP/www/1m"
+    chmod -R a+rX "$TMP/www"
+    cat >"$TMP/nginx/nginx.conf" <<NGINXEOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    default_type application/octet-stream;
+    client_body_temp_path $TMP/nginx/tmp;
+    sendfile on;
+    tcp_nopush on;
+    # The proxies keep pooled connections to the origin; let the origin keep them too, so
+    # we measure the proxies and not nginx's default recycling every 1000 requests.
+    keepalive_requests 1000000;
+    keepalive_timeout $1;
+    server {
+        listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
+        root $TMP/www;
+    }
+}
+NGINXEOF
+    nginx -t -q -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
+    log "origin: nginx on 127.0.0.1:$ORIGIN_PORT"
+    nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr.log" &
+    NGINX_PID=$!
+    PIDS+=("$NGINX_PID")
+    wait_until 100 nginx "$NGINX_PID" curl -sf -o /dev/null "http://127.0.0.1:$ORIGIN_PORT/1k"
+}
+
+# await_binary: waits up to 10 minutes for $SIGNPOST_BIN (another build may be making it),
+# then builds it if it never appears.
+await_binary() {
+    local i
+    for ((i = 0; i < 600; i++)); do
+        [[ -x $SIGNPOST_BIN ]] && break
+        ((i % 60 == 0)) && log "waiting for $SIGNPOST_BIN (up to 10 min)"
+        sleep 1
+    done
+    if [[ ! -x $SIGNPOST_BIN ]]; then
+        log "$SIGNPOST_BIN still missing: cargo build --release"
+        cargo build --release --quiet
+    fi
+    [[ -x $SIGNPOST_BIN ]] || die "$SIGNPOST_BIN missing"
+}
+
+# stop_started: SIGTERM to every PID in PIDS, 5 s for each to go, then SIGKILL and reap.
+stop_started() {
+    local pid i
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}

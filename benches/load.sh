@@ -98,21 +98,11 @@ fi
 TMP=$(mktemp -d -t signpost-load.XXXXXX)
 PIDS=()
 cleanup() {
-    local rc=$? pid i
+    local rc=$?
     trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
     # Squid and nginx exit within a second of SIGTERM here (shutdown_lifetime 0); Signpost
-    # has nothing in flight. Give them 5 s, then SIGKILL whatever is left.
-    for pid in "${PIDS[@]}"; do
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    # has nothing in flight.
+    stop_started
     if [[ $rc -ne 0 ]]; then
         echo "load.sh: failed (exit $rc)" >&2
         for f in "$TMP"/signpost.log "$TMP"/nginx/{error,stderr}.log "$TMP"/squid/{parse,cache}.log; do
@@ -162,40 +152,7 @@ fi
 # ---------------------------------------------------------------------------------------
 # 2. Origin: nginx with a throwaway config, static files, no access log
 # ---------------------------------------------------------------------------------------
-mkdir -p "$TMP/www" "$TMP/nginx/tmp"
-head -c 1024 /dev/zero | tr '\0' 'a' >"$TMP/www/1k"
-head -c $((1024 * 1024)) /dev/urandom >"$TMP/www/1m"
-chmod -R a+rX "$TMP/www"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-# One worker: the proxy under test and wrk share the same (few) cores.
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    default_type application/octet-stream;
-    client_body_temp_path $TMP/nginx/tmp;
-    sendfile on;
-    tcp_nopush on;
-    # The proxies keep pooled connections to the origin; let the origin keep them too, so
-    # we measure the proxies and not nginx's default recycling every 1000 requests.
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-    server {
-        listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
-        root $TMP/www;
-    }
-}
-EOF
-nginx -t -q -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
-log "origin: nginx on 127.0.0.1:$ORIGIN_PORT"
-nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr.log" &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-wait_until 100 nginx "$NGINX_PID" curl -sf -o /dev/null "$ORIGIN/1k"
+start_origin 120s
 
 # ---------------------------------------------------------------------------------------
 # 3. Signpost
