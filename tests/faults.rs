@@ -199,6 +199,7 @@ async fn a_name_that_does_not_resolve_gets_a_page_naming_it_and_the_proxy_carrie
         page.contains("no-such-host.signpost-test.invalid"),
         "{page}"
     );
+    assert!(page.contains("DNS"), "the page says what failed: {page}");
     eprintln!("FAULT DNS failure => {status}");
     // CONNECT to it too.
     let reply = raw_exchange(
