@@ -39,4 +39,13 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
     npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
+# A clean build of the tests takes about 3 GB under target/; with less, the linker fails
+# part-way with "No space left on device" or a bus error. Say so before starting.
+if [ ! -d "${CARGO_TARGET_DIR:-target}/debug/deps" ]; then
+    free_mb=$(df -Pm . | awk 'NR == 2 { print $4 }')
+    if [ "${free_mb:-0}" -lt 3072 ]; then
+        echo "scripts/test.sh: warning: ${free_mb} MB free here; a clean build of the tests needs about 3 GB" >&2
+    fi
+fi
+
 cargo test --locked "$@"
