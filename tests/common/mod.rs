@@ -291,11 +291,19 @@ pub fn config() -> Config {
     c
 }
 
-/// A temporary folder that lives as long as the test process.
+thread_local! {
+    /// The temporary folders made on this thread. libtest runs each test on a thread of
+    /// its own, so they are removed when the test ends, after its runtime (and so the
+    /// proxy writing into them) has been dropped.
+    static STATE_DIRS: std::cell::RefCell<Vec<tempfile::TempDir>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A temporary folder that lives as long as the test that asked for it.
 pub fn state_dir() -> std::path::PathBuf {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
-    std::mem::forget(dir);
+    STATE_DIRS.with(|dirs| dirs.borrow_mut().push(dir));
     path
 }
 
