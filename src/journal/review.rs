@@ -113,16 +113,7 @@ pub fn build(db: &Connection, since: Timestamp, until: Timestamp) -> rusqlite::R
          GROUP BY 1, 2 ORDER BY 1, 3 DESC",
     )?;
     let mut top_hosts: Vec<HostCount> = Vec::new();
-    let rows = stmt.query_map(params![a, b], |r| {
-        Ok(HostCount {
-            category: r.get(0)?,
-            host: r.get(1)?,
-            requests: n(r.get(2)?),
-            clients: n(r.get(3)?),
-            bytes: n(r.get(4)?),
-        })
-    })?;
-    for row in rows {
+    for row in stmt.query_map(params![a, b], host_count)? {
         let row = row?;
         let already = top_hosts
             .iter()
@@ -154,15 +145,7 @@ pub fn build(db: &Connection, since: Timestamp, until: Timestamp) -> rusqlite::R
          GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 20",
     )?;
     let blocked = stmt
-        .query_map(params![a, b], |r| {
-            Ok(HostCount {
-                category: r.get(0)?,
-                host: r.get(1)?,
-                requests: n(r.get(2)?),
-                clients: n(r.get(3)?),
-                bytes: n(r.get(4)?),
-            })
-        })?
+        .query_map(params![a, b], host_count)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
 
     Ok(Report {
@@ -174,6 +157,17 @@ pub fn build(db: &Connection, since: Timestamp, until: Timestamp) -> rusqlite::R
         top_hosts,
         reasons,
         blocked,
+    })
+}
+
+/// A row of (category, host, requests, clients, bytes).
+fn host_count(r: &rusqlite::Row) -> rusqlite::Result<HostCount> {
+    Ok(HostCount {
+        category: r.get(0)?,
+        host: r.get(1)?,
+        requests: n(r.get(2)?),
+        clients: n(r.get(3)?),
+        bytes: n(r.get(4)?),
     })
 }
 
@@ -289,17 +283,7 @@ impl Report {
                 r.rate.map_or(String::new(), |x| format!("{x:.4}"))
             );
         }
-        for h in &self.top_hosts {
-            let _ = writeln!(
-                o,
-                "top_host,{},{},{},{},{},",
-                csv(&h.category),
-                csv(&h.host),
-                h.requests,
-                h.clients,
-                h.bytes
-            );
-        }
+        host_lines(&mut o, "top_host", &self.top_hosts);
         for r in &self.reasons {
             let _ = writeln!(
                 o,
@@ -309,18 +293,23 @@ impl Report {
                 csv(&r.reason)
             );
         }
-        for h in &self.blocked {
-            let _ = writeln!(
-                o,
-                "blocked,{},{},{},{},{},",
-                csv(&h.category),
-                csv(&h.host),
-                h.requests,
-                h.clients,
-                h.bytes
-            );
-        }
+        host_lines(&mut o, "blocked", &self.blocked);
         o
+    }
+}
+
+/// The CSV lines of a `HostCount` section.
+fn host_lines(o: &mut String, section: &str, hosts: &[HostCount]) {
+    for h in hosts {
+        let _ = writeln!(
+            o,
+            "{section},{},{},{},{},{},",
+            csv(&h.category),
+            csv(&h.host),
+            h.requests,
+            h.clients,
+            h.bytes
+        );
     }
 }
 
