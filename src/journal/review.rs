@@ -115,9 +115,11 @@ pub fn build(db: &Connection, since: Timestamp, until: Timestamp) -> rusqlite::R
     let mut top_hosts: Vec<HostCount> = Vec::new();
     for row in stmt.query_map(params![a, b], host_count)? {
         let row = row?;
+        // Rows come ordered by category, so this category's hosts so far are the last ones.
         let already = top_hosts
             .iter()
-            .filter(|h| h.category == row.category)
+            .rev()
+            .take_while(|h| h.category == row.category)
             .count();
         if already < TOP_HOSTS_PER_CATEGORY {
             top_hosts.push(row);
