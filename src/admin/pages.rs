@@ -7,6 +7,8 @@ use minijinja::Environment;
 use serde::Serialize;
 
 use super::body::{html, Resp};
+/// Byte counts read as in `signpost review`.
+pub use crate::journal::review::bytes;
 
 const TEMPLATES: [(&str, &str); 10] = [
     ("layout.html", include_str!("templates/layout.html")),
@@ -75,22 +77,6 @@ impl Pages {
             "message.html",
             minijinja::context! { nav => "", csrf, heading, text, status => status.as_u16() },
         )
-    }
-}
-
-/// A byte count as people read it.
-pub fn bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 

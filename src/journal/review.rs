@@ -173,7 +173,8 @@ fn host_count(r: &rusqlite::Row) -> rusqlite::Result<HostCount> {
     })
 }
 
-fn bytes(b: u64) -> String {
+/// A byte count as people read it (the dashboard shows it the same way).
+pub fn bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;
