@@ -262,11 +262,7 @@ async fn max_connections_refusals_get_503_and_are_journaled() {
         held.push(c);
     }
     for _ in 0..3 {
-        let req = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
-            origin.url("/hello"),
-            origin.addr
-        );
+        let req = origin.raw_get("/hello", "");
         let reply = raw_exchange(p.addr, req.as_bytes()).await;
         assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
     }

@@ -160,11 +160,10 @@ async fn websocket_upgrade_is_relayed() {
     let origin = origin().await;
     let p = proxy(config()).await;
     let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        origin.url("/ws"),
-        origin.addr
+    let req = origin.raw_get(
+        "/ws",
+        "Connection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
     );
     s.write_all(req.as_bytes()).await.unwrap();
     let head = read_head(&mut s).await;

@@ -21,11 +21,7 @@ async fn a_client_outside_allow_clients_gets_403_and_nothing_is_forwarded() {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let mut outsider = socket.connect(p.addr).await.unwrap();
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
-        origin.url("/hello"),
-        origin.addr
-    );
+    let req = origin.raw_get("/hello", "");
     outsider.write_all(req.as_bytes()).await.unwrap();
     let reply = read_until_close(&mut outsider).await;
     assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
@@ -82,11 +78,7 @@ async fn oversized_headers_are_431() {
     cfg.proxy.max_header_bytes = Bounded(16 * 1024);
     let p = proxy(cfg).await;
     let big = "a".repeat(40 * 1024);
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nX-Big: {big}\r\n\r\n",
-        origin.url("/hello"),
-        origin.addr
-    );
+    let req = origin.raw_get("/hello", &format!("X-Big: {big}\r\n"));
     let reply = raw_exchange(p.addr, req.as_bytes()).await;
     assert!(
         reply.starts_with("HTTP/1.1 431"),
@@ -97,11 +89,7 @@ async fn oversized_headers_are_431() {
 
     // just under the limit still passes
     let ok = "a".repeat(8 * 1024);
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nX-Big: {ok}\r\nConnection: close\r\n\r\n",
-        origin.url("/hello"),
-        origin.addr
-    );
+    let req = origin.raw_get("/hello", &format!("X-Big: {ok}\r\nConnection: close\r\n"));
     let reply = raw_exchange(p.addr, req.as_bytes()).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }
@@ -121,11 +109,7 @@ async fn connections_beyond_max_connections_get_503_and_existing_ones_carry_on()
     assert_eq!(resp.status(), StatusCode::OK);
     body_text(resp).await;
 
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
-        origin.url("/hello"),
-        origin.addr
-    );
+    let req = origin.raw_get("/hello", "");
     let reply = raw_exchange(p.addr, req.as_bytes()).await;
     assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
 
@@ -179,11 +163,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
     let p = proxy(cfg).await;
 
     let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
-        origin.url("/hello"),
-        origin.addr
-    );
+    let req = origin.raw_get("/hello", "");
     s.write_all(req.as_bytes()).await.unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

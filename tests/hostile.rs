@@ -61,11 +61,7 @@ async fn answers_then_follow_up(
     s.write_all(request).await.unwrap();
     let (head, _) = read_response(&mut s).await;
     let code = status(&head);
-    let follow_up = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        origin.url("/hello"),
-        origin.addr
-    );
+    let follow_up = origin.raw_get("/hello", "Connection: close\r\n");
     // The proxy may already have closed: a failed write means the same.
     let _ = s.write_all(follow_up.as_bytes()).await;
     let rest = read_until_close(&mut s).await;
@@ -465,11 +461,7 @@ async fn a_head_over_max_header_bytes_is_431_even_when_it_arrives_at_once() {
     let origin = origin().await;
     let p = proxy(config()).await;
     let big = "a".repeat(100 * 1024);
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nX-Big: {big}\r\nConnection: close\r\n\r\n",
-        origin.url("/hello"),
-        origin.addr
-    );
+    let req = origin.raw_get("/hello", &format!("X-Big: {big}\r\nConnection: close\r\n"));
     let reply = raw_exchange(p.addr, req.as_bytes()).await;
     assert_eq!(status(&reply), 431, "{}", head_of(&reply));
     assert!(origin.seen().is_empty());
@@ -740,10 +732,7 @@ async fn requests_to_the_proxy_itself_are_never_forwarded() {
 
     // A request that already passed through this proxy is a loop: 508.
     let via = format!("1.1 {} (signpost)", gethostname_lower());
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {o}\r\nVia: {via}\r\nConnection: close\r\n\r\n",
-        origin.url("/hello")
-    );
+    let req = origin.raw_get("/hello", &format!("Via: {via}\r\nConnection: close\r\n"));
     let reply = closes_with(p.addr, "Via naming this proxy (loop)", req.as_bytes()).await;
     assert_eq!(status(&reply), 508, "{}", head_of(&reply));
     assert!(origin.seen().is_empty());

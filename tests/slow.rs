@@ -151,9 +151,8 @@ async fn a_client_that_stops_reading_is_cut_off_and_others_are_served_meanwhile(
         .set_recv_buffer_size(16 * 1024)
         .expect("a small receive buffer");
     let mut stalled = socket.connect(p.addr).await.expect("connect to the proxy");
-    let url = origin.url(&format!("/big?{BIG}"));
     stalled
-        .write_all(format!("GET {url} HTTP/1.1\r\nHost: {}\r\n\r\n", origin.addr).as_bytes())
+        .write_all(origin.raw_get(&format!("/big?{BIG}"), "").as_bytes())
         .await
         .expect("send the request");
     let head = read_head(&mut stalled).await;
@@ -473,11 +472,7 @@ async fn a_parked_connection_serves_pipelined_requests_and_closes_on_shutdown() 
     let mut cfg = config();
     cfg.proxy.idle_timeout = Span(Duration::from_secs(600));
     let p = Proxy::start(cfg).await;
-    let get_hello = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
-        origin.url("/hello"),
-        origin.addr
-    );
+    let get_hello = origin.raw_get("/hello", "");
 
     let mut s = TcpStream::connect(p.addr).await.expect("connect");
     s.write_all(get_hello.as_bytes()).await.expect("send");
@@ -488,11 +483,7 @@ async fn a_parked_connection_serves_pipelined_requests_and_closes_on_shutdown() 
         .await
         .expect("the quiet connection is parked");
 
-    let pipelined = format!(
-        "{get_hello}GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
-        origin.url("/big?7"),
-        origin.addr
-    );
+    let pipelined = format!("{get_hello}{}", origin.raw_get("/big?7", ""));
     s.write_all(pipelined.as_bytes()).await.expect("send two");
     let (head, body) = read_response(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

@@ -244,11 +244,7 @@ async fn open_tunnels_count_against_max_connections_until_they_close() {
 
     let first = open_tunnel(p.addr, port, b"").await;
     let _second = open_tunnel(p.addr, port, b"").await;
-    let get_hello = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        origin.url("/hello"),
-        origin.addr
-    );
+    let get_hello = origin.raw_get("/hello", "Connection: close\r\n");
     let reply = raw_exchange(p.addr, get_hello.as_bytes()).await;
     assert!(
         reply.starts_with("HTTP/1.1 503"),

@@ -65,6 +65,17 @@ impl Origin {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A raw GET for `path` as a client sends it to a proxy: the absolute-form request
+    /// line, `Host: <this origin>`, then `headers` (each line ending in CRLF) and the blank
+    /// line.
+    pub fn raw_get(&self, path: &str, headers: &str) -> String {
+        format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\n{headers}\r\n",
+            self.url(path),
+            self.addr
+        )
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
