@@ -133,41 +133,10 @@ if [[ ${#need[@]} -gt 0 ]]; then
 fi
 command -v python3 >/dev/null 2>&1 || die "python3 is required for the CONNECT rows"
 
-TMP=$(mktemp -d -t signpost-compare.XXXXXX)
-PIDS=()
-# Processes that ignore SIGTERM (e2guardian -N hangs in its graceful stop): SIGKILL at once.
-KILL_PIDS=()
-# Logs shown (last 20 lines each) when the run fails.
+start_scratch compare
+# e2guardian -N hangs in its graceful stop: it goes in KILL_PIDS. Each peer adds its logs to
+# LOGS when it starts, and each proxy its client's stderr when the runs begin.
 LOGS=("$TMP"/signpost.log "$TMP"/nginx/error.log "$TMP"/nginx/stderr.log)
-cleanup() {
-    local rc=$? pid f
-    trap - EXIT INT TERM
-    # (bash's "Killed" notices for the reaped jobs go to /dev/null too)
-    {
-        for pid in "${KILL_PIDS[@]}"; do
-            kill -KILL "$pid" || true
-        done
-        stop_started
-    } 2>/dev/null
-    if [[ $rc -ne 0 ]]; then
-        echo "compare.sh: failed (exit $rc)" >&2
-        for f in "${LOGS[@]}" "$TMP"/client-*.err; do
-            [[ -s $f ]] && { echo "--- $f (last 20 lines)" >&2; tail -n 20 "$f" >&2; }
-        done
-    fi
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then
-        echo "compare.sh: kept $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-chmod 755 "$TMP"
-
-TAKEN=" "
 
 pick_port ORIGIN_PORT "${ORIGIN_PORT:-18280}"
 pick_port SIGNPOST_PORT "${SIGNPOST_PORT:-18328}"
@@ -419,6 +388,9 @@ for p in "${SELECTED[@]}"; do
     "start_$p"
 done
 PROXIES=(signpost "${SELECTED[@]}")
+for p in "${PROXIES[@]}"; do
+    LOGS+=("$TMP/client-$p.err")
+done
 
 # ---------------------------------------------------------------------------------------
 # Sanity: both files intact through every proxy, plain and through a CONNECT tunnel

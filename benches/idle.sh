@@ -12,6 +12,7 @@
 # KEEP_TMP=1, OUT=FILE. Uses target/release/signpost (waits up to 10 min for it, then builds).
 set -euo pipefail
 # Helpers shared with the other load scripts (sourced before any cd).
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 IDLE_CONNS=${IDLE_CONNS:-10000}
@@ -50,31 +51,8 @@ NOFILE=$(ulimit -n)
 [[ $NOFILE == unlimited || $NOFILE -ge $((IDLE_CONNS + 1000)) ]] ||
     die "open-file limit $NOFILE is too low for $IDLE_CONNS connections (need $((IDLE_CONNS + 1000)))"
 
-TMP=$(mktemp -d -t signpost-idle.XXXXXX)
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_started
-    if [[ $rc -ne 0 ]]; then
-        echo "idle.sh: failed (exit $rc)" >&2
-        for f in "$TMP"/signpost.log "$TMP"/nginx/{error,stderr}.log "$TMP"/client.err; do
-            [[ -s $f ]] && { echo "--- $f (last 20 lines)" >&2; tail -n 20 "$f" >&2; }
-        done
-    fi
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then
-        echo "idle.sh: kept $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-chmod 755 "$TMP"
-
-TAKEN=" "
+start_scratch idle
+LOGS=("$TMP"/signpost.log "$TMP"/nginx/{error,stderr}.log "$TMP"/client.err)
 
 pick_port ORIGIN_PORT "${ORIGIN_PORT:-18380}"
 pick_port SIGNPOST_PORT "${SIGNPOST_PORT:-18428}"

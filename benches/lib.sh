@@ -8,7 +8,9 @@ die() { printf '%s: %s\n' "${0##*/}" "$*" >&2; exit 1; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # pick_port VAR FIRST: the first free port from FIRST (up to +99) not already taken by this
-# script (ports handed out are remembered in $TAKEN), stored in VAR.
+# script (ports handed out are remembered in $TAKEN), stored in VAR. Not in $(...): TAKEN
+# must persist.
+TAKEN=" "
 pick_port() {
     local p
     for ((p = $2; p < $2 + 100; p++)); do
@@ -160,4 +162,46 @@ stop_started() {
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+}
+
+# start_scratch NAME: $TMP, a fresh directory signpost-NAME.XXXXXX (searchable, for nginx's
+# and the peers' unprivileged users), and the EXIT trap, cleanup. Whatever the script starts
+# goes in PIDS (or KILL_PIDS, for processes that ignore SIGTERM); the logs worth showing when
+# the run fails go in LOGS.
+start_scratch() {
+    TMP=$(mktemp -d -t "signpost-$1.XXXXXX")
+    PIDS=() KILL_PIDS=() LOGS=()
+    trap cleanup EXIT
+    # Ctrl-C or a kill: leave through the EXIT trap so everything is stopped. Bash runs the
+    # trap once the current foreground command (at worst one client run) has returned.
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    chmod 755 "$TMP"
+}
+
+# cleanup: stops exactly the processes the script started, by PID (KILL_PIDS with SIGKILL at
+# once, then stop_started); on failure shows the last 20 lines of each non-empty file in
+# LOGS; removes $TMP unless KEEP_TMP=1; exits with the script's status.
+cleanup() {
+    local rc=$? pid f
+    trap - EXIT INT TERM
+    # (bash's "Killed" notices for the reaped jobs go to /dev/null too)
+    {
+        for pid in "${KILL_PIDS[@]}"; do
+            kill -KILL "$pid" || true
+        done
+        stop_started
+    } 2>/dev/null
+    if [[ $rc -ne 0 ]]; then
+        echo "${0##*/}: failed (exit $rc)" >&2
+        for f in "${LOGS[@]}"; do
+            [[ -s $f ]] && { echo "--- $f (last 20 lines)" >&2; tail -n 20 "$f" >&2; }
+        done
+    fi
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then
+        echo "${0##*/}: kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
 }

@@ -8,6 +8,7 @@
 # Everything it starts is stopped by the EXIT trap; every wait is bounded in time.
 set -euo pipefail
 # Helpers shared with the other load scripts (sourced before any cd).
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
@@ -95,44 +96,10 @@ fi
 # ---------------------------------------------------------------------------------------
 # Cleanup: stop exactly the processes this script started, by PID, then remove the tmpdir
 # ---------------------------------------------------------------------------------------
-TMP=$(mktemp -d -t signpost-load.XXXXXX)
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    # Squid and nginx exit within a second of SIGTERM here (shutdown_lifetime 0); Signpost
-    # has nothing in flight.
-    stop_started
-    if [[ $rc -ne 0 ]]; then
-        echo "load.sh: failed (exit $rc)" >&2
-        for f in "$TMP"/signpost.log "$TMP"/nginx/{error,stderr}.log "$TMP"/squid/{parse,cache}.log; do
-            [[ -s $f ]] && { echo "--- $f (last 20 lines)" >&2; tail -n 20 "$f" >&2; }
-        done
-    fi
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then
-        echo "load.sh: kept $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-# Ctrl-C or a kill: leave through the EXIT trap so everything is stopped. Bash runs the trap
-# once the current foreground command (at worst one wrk run) has returned.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Nginx workers (nobody) and Squid (proxy) must be able to traverse the directory.
-chmod 755 "$TMP"
-
-# True if something accepts TCP connections on 127.0.0.1:$1.
-
-# pick_port VAR BASE: set VAR to the first port from BASE to BASE+99 that nothing listens
-# on and that we have not picked already (not in $(...): TAKEN must persist).
-TAKEN=" "
-
-# wait_until TRIES DESCRIPTION PID COMMAND...: poll COMMAND every 0.1 s, at most TRIES times;
-# fail early if PID (the server being waited for) has died.
+start_scratch load
+# Squid and nginx exit within a second of SIGTERM here (shutdown_lifetime 0); Signpost has
+# nothing in flight.
+LOGS=("$TMP"/signpost.log "$TMP"/nginx/{error,stderr}.log "$TMP"/squid/{parse,cache}.log)
 
 pick_port ORIGIN_PORT "${ORIGIN_PORT:-18080}"
 pick_port SIGNPOST_PORT "${SIGNPOST_PORT:-18128}"
