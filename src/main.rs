@@ -7,8 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use signpost::config::{self, Config};
-use signpost::net::Host;
-use signpost::policy::{self, Policy};
+use signpost::policy::Policy;
 use signpost::proxy::{upstream, Server};
 use signpost::reload::Reloader;
 
@@ -429,45 +428,17 @@ fn explain(
             return ExitCode::FAILURE;
         }
     };
-    let uri: http::Uri = match url.parse() {
-        Ok(u) => u,
-        Err(e) => {
-            eprintln!("`{url}` is not a URL: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Some(host) = uri.host().and_then(|h| Host::parse(h).ok()) else {
-        eprintln!("`{url}` has no valid host; write it like https://www.example.org/");
-        return ExitCode::FAILURE;
-    };
-    // The path of an https:// URL is hidden inside the tunnel, unless it is intercepted.
-    let tunnel = uri.scheme_str() == Some("https");
-    let method = if tunnel {
-        http::Method::CONNECT
-    } else {
-        match http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()) {
-            Ok(m) => m,
-            Err(_) => {
-                eprintln!("`{method}` is not an HTTP method");
-                return ExitCode::FAILURE;
-            }
-        }
-    };
-    let request = policy::Request {
-        host: &host,
-        path: (!tunnel).then(|| uri.path()),
-        method: &method,
-        client,
-        user,
-        groups: &[],
-    };
     let at = at.unwrap_or_else(jiff::Timestamp::now);
-    let explanation = policy::explain(&policy, &request, at);
-    print!("{}", explanation.render(&policy, &request, url));
-    if tunnel {
-        println!("(https: judged by host only, as a CONNECT tunnel; the path is not visible)");
+    match signpost::admin::explain_text(&policy, url, client, user, at, method) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
-    ExitCode::SUCCESS
 }
 
 fn run(path: PathBuf, watch_files: bool) -> ExitCode {

@@ -36,7 +36,7 @@ pub fn explain_text(
     let method = if tunnel {
         http::Method::CONNECT
     } else {
-        http::Method::from_bytes(method.trim().to_ascii_uppercase().as_bytes())
+        http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .map_err(|_| format!("`{method}` is not an HTTP method"))?
     };
     let request = policy::Request {
