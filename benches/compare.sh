@@ -215,32 +215,8 @@ started() {
 # Squid: no cache, access log on, one process; CONNECT allowed to the origin's port.
 start_squid() {
     local S=$TMP/squid
-    mkdir -p "$S"
     LOGS+=("$S/parse.log" "$S/cache.log" "$S/stdout.log")
-    cat >"$S/squid.conf" <<EOF
-http_port 127.0.0.1:$SQUID_PORT
-acl localnet src 127.0.0.0/8
-acl SSL_ports port $ORIGIN_PORT
-acl CONNECT method CONNECT
-http_access deny CONNECT !SSL_ports
-http_access allow localnet
-http_access deny all
-cache deny all
-cache_mem 0 MB
-access_log stdio:$S/access.log
-cache_log $S/cache.log
-pid_filename $S/squid.pid
-coredump_dir $S
-cache_effective_user proxy
-shutdown_lifetime 0 seconds
-workers 1
-visible_hostname signpost-bench
-pinger_enable off
-netdb_filename none
-logfile_rotate 0
-EOF
-    chown -R proxy:proxy "$S"
-    squid -k parse -f "$S/squid.conf" >"$S/parse.log" 2>&1 || die "squid.conf rejected"
+    squid_conf "$S" "$SQUID_PORT" "$ORIGIN_PORT"
     VERSION[squid]=$(squid -v | awk 'NR == 1 { print $4 }')
     PORT[squid]=$SQUID_PORT
     ACCESS_LOG[squid]=$S/access.log

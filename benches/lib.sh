@@ -132,6 +132,44 @@ NGINXEOF
     wait_until 100 nginx "$NGINX_PID" curl -sf -o /dev/null "http://127.0.0.1:$ORIGIN_PORT/1k"
 }
 
+# squid_conf DIR PORT [CONNECT_PORT]: DIR/squid.conf for Squid as the scripts measure it, a
+# pure forwarding proxy on 127.0.0.1:PORT for 127.0.0.0/8 (nothing cached, access log on,
+# one process as user proxy, no helpers), CONNECT allowed only to CONNECT_PORT when given.
+# DIR goes to user proxy; the config is checked with `squid -k parse` (output in parse.log).
+squid_conf() {
+    local connect=""
+    [[ -n ${3:-} ]] && connect="acl SSL_ports port $3
+acl CONNECT method CONNECT
+http_access deny CONNECT !SSL_ports"
+    mkdir -p "$1"
+    cat >"$1/squid.conf" <<EOF
+http_port 127.0.0.1:$2
+acl localnet src 127.0.0.0/8
+$connect
+http_access allow localnet
+http_access deny all
+# A pure forwarding proxy, like Signpost: nothing is cached.
+cache deny all
+cache_mem 0 MB
+# Access log ON, as Signpost's journal is on.
+access_log stdio:$1/access.log
+cache_log $1/cache.log
+pid_filename $1/squid.pid
+coredump_dir $1
+cache_effective_user proxy
+shutdown_lifetime 0 seconds
+workers 1
+# Keep Squid from touching system paths or starting helpers we do not measure.
+visible_hostname signpost-bench
+pinger_enable off
+netdb_filename none
+logfile_rotate 0
+EOF
+    # The log files are opened after Squid drops to user proxy.
+    chown -R proxy:proxy "$1"
+    squid -k parse -f "$1/squid.conf" >"$1/parse.log" 2>&1 || die "squid.conf rejected"
+}
+
 # await_binary: waits up to 10 minutes for $SIGNPOST_BIN (another build may be making it),
 # then builds it if it never appears.
 await_binary() {

@@ -165,34 +165,9 @@ wait_until 100 signpost-nojournal "$NOJOURNAL_PID" curl -sf -o /dev/null "http:/
 SQUID_PID=
 if [[ $WITH_SQUID == yes ]]; then
     S=$TMP/squid
-    mkdir -p "$S"
-    cat >"$S/squid.conf" <<EOF
-http_port 127.0.0.1:$SQUID_PORT
-acl localnet src 127.0.0.0/8
-http_access allow localnet
-http_access deny all
-# A pure forwarding proxy, like Signpost: nothing is cached.
-cache deny all
-cache_mem 0 MB
-# Access log ON, as in the comparison we quote (Signpost logs at warn only here).
-access_log stdio:$S/access.log
-cache_log $S/cache.log
-pid_filename $S/squid.pid
-coredump_dir $S
-cache_effective_user proxy
-shutdown_lifetime 0 seconds
-workers 1
-# Keep Squid from touching system paths or starting helpers we do not measure.
-visible_hostname signpost-bench
-pinger_enable off
-netdb_filename none
-logfile_rotate 0
-EOF
-    # The log files are opened after Squid drops to user proxy.
-    chown -R proxy:proxy "$S"
-    squid -k parse -f "$S/squid.conf" >"$S/parse.log" 2>&1 ||
-        { cat "$S/parse.log" >&2; die "squid.conf rejected"; }
-    log "squid $(squid -v | awk 'NR == 1 { print $4 }') on 127.0.0.1:$SQUID_PORT"
+    squid_conf "$S" "$SQUID_PORT"
+    SQUID_VERSION=$(squid -v | awk 'NR == 1 { print $4 }')
+    log "squid $SQUID_VERSION on 127.0.0.1:$SQUID_PORT"
     # -N: foreground, a single process (no master/kid), so its PID is the one to measure.
     squid -N -f "$S/squid.conf" >>"$S/stdout.log" 2>&1 &
     SQUID_PID=$!
@@ -308,7 +283,7 @@ report() {
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
         "$(nproc) CPUs, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s (after a ${WARMUP}s warm-up)," \
         "1 KiB GET from nginx on loopback."
-    [[ -n $SQUID_PID ]] && echo "Squid $(squid -v | awk 'NR == 1 { print $4 }'): no cache, access log on, workers 1. Signpost: RUST_LOG=warn."
+    [[ -n $SQUID_PID ]] && echo "Squid $SQUID_VERSION: no cache, access log on, workers 1. Signpost: RUST_LOG=warn."
     echo
     echo "| proxy | test | req/s | p50 ms | p99 ms | CPU µs/req | requests | errors |"
     echo "|---|---|---:|---:|---:|---:|---:|---|"
