@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -513,20 +512,8 @@ fn review_reports_categories_acknowledgements_reasons_and_blocks() {
     )
     .unwrap();
 
-    let run = |format: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
-            .args(["review", "-c"])
-            .arg(&cfg)
-            .args(["--since", "24h", "--format", format])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run =
+        |format: &str| signpost_stdout("review", &cfg, &["--since", "24h", "--format", format]);
     let table = run("table");
     assert!(table.contains("8 decisions"), "{table}");
     assert!(

@@ -110,17 +110,9 @@ fn the_binary_serves_and_exits_zero_on_sigterm() {
 
 #[test]
 fn check_accepts_the_shipped_config() {
-    let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["check", "-c"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/signpost.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains(": OK ("));
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/signpost.toml");
+    let out = signpost_stdout("check", shipped.as_ref(), &[]);
+    assert!(out.contains(": OK ("), "{out}");
 }
 
 #[test]
@@ -130,11 +122,7 @@ fn check_reports_file_line_column_key_and_value_and_exits_1() {
         dir.path(),
         "[proxy]\nlisten = \"127.0.0.1:3128\"\nallow_clients = [\"10.0.0.0/8\", \"10.0.0/8\"]\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["check", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = signpost_command("check", &cfg, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let want = format!("{}:3:32: `proxy.allow_clients[1]`", cfg.display());
@@ -149,11 +137,7 @@ fn run_refuses_a_bad_config_with_the_same_message() {
         dir.path(),
         "[proxy]\nlisten = \"127.0.0.1:0\"\ncolour = \"blue\"\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = signpost_command("run", &cfg, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -233,17 +232,7 @@ fn ut1_fixture(dir: &Path) -> std::path::PathBuf {
 fn check_reports_list_counts_and_bad_lines_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ut1_fixture(dir.path());
-    let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["check", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = signpost_stdout("check", &cfg, &[]);
     assert!(
         text.contains("phishing/domains: 3 entries, 2 lines skipped"),
         "{text}"
@@ -261,18 +250,11 @@ fn explain_shows_category_rule_action_and_the_list_line() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ut1_fixture(dir.path());
     let explain = |url: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
-            .args(["explain", "-c"])
-            .arg(&cfg)
-            .args([url, "--client", "10.1.2.3", "--at", "2026-11-22T12:00:00Z"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        signpost_stdout(
+            "explain",
+            &cfg,
+            &[url, "--client", "10.1.2.3", "--at", "2026-11-22T12:00:00Z"],
+        )
     };
 
     let text = explain("https://secure.phish.example/");

@@ -409,6 +409,34 @@ pub async fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Runs `signpost COMMAND -c CONFIG ARGS…` to its end; returns what it did.
+pub fn signpost_command(
+    command: &str,
+    config: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args([command, "-c"])
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("the signpost binary runs")
+}
+
+/// Runs `signpost COMMAND -c CONFIG ARGS…`, which must exit 0 (the test fails showing
+/// both outputs otherwise); returns its standard output.
+pub fn signpost_stdout(command: &str, config: &std::path::Path, args: &[&str]) -> String {
+    let out = signpost_command(command, config, args);
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
+    assert!(
+        out.status.success(),
+        "signpost {command} {args:?}: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A spawned `signpost` process that is killed if the test ends early (a panic), so that
 /// no proxy outlives its test.
 pub struct Running(pub Option<std::process::Child>);
