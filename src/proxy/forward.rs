@@ -133,10 +133,7 @@ pub fn failed(mut pending: Pending, err: ProxyError) -> ProxyError {
 
 /// The first transfer-coding other than `chunked`, if the request names one.
 fn unsupported_coding(h: &http::HeaderMap) -> Option<String> {
-    h.get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|c| c.trim().to_ascii_lowercase())
-        .find(|c| !c.is_empty() && c != "chunked")
+    headers::tokens(h, http::header::TRANSFER_ENCODING)
+        .find(|c| !c.eq_ignore_ascii_case("chunked"))
+        .map(str::to_ascii_lowercase)
 }

@@ -17,20 +17,14 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// Is this a WebSocket handshake (`Connection: upgrade` and `Upgrade: websocket`)?
 pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    let upgrade_listed = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
-    upgrade_listed
-        && headers
-            .get_all(header::UPGRADE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+    tokens(headers, header::CONNECTION).any(|t| t.eq_ignore_ascii_case("upgrade"))
+        && tokens(headers, header::UPGRADE).any(|p| p.eq_ignore_ascii_case("websocket"))
 }
 
 /// Removes hop-by-hop headers, including every header `Connection` names. When relaying a
 /// WebSocket upgrade, `Upgrade` is kept and `Connection: upgrade` restated.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, relaying_upgrade: bool) {
-    let named: Vec<HeaderName> = connection_tokens(headers)
+    let named: Vec<HeaderName> = tokens(headers, header::CONNECTION)
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for name in named {
@@ -48,9 +42,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, relaying_upgrade: bool) {
     }
 }
 
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+/// The items of a comma-separated list header, across all its lines, trimmed; empty
+/// items are skipped.
+pub fn tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
     headers
-        .get_all(header::CONNECTION)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -66,12 +62,7 @@ pub fn add_via(headers: &mut HeaderMap, via: &HeaderValue) {
 /// Has this request already passed through this proxy?
 pub fn has_our_via(headers: &HeaderMap, via: &HeaderValue) -> bool {
     let Ok(ours) = via.to_str() else { return false };
-    headers
-        .get_all(header::VIA)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|entry| entry.trim().eq_ignore_ascii_case(ours))
+    tokens(headers, header::VIA).any(|entry| entry.eq_ignore_ascii_case(ours))
 }
 
 #[cfg(test)]
