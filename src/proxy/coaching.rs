@@ -173,10 +173,7 @@ async fn take_acknowledgement(
         }
     }
     if let Some(referer) = req.headers().get(REFERER).and_then(|r| r.to_str().ok()) {
-        let same = referer.len() >= site.len()
-            && referer[..site.len()].eq_ignore_ascii_case(site)
-            && matches!(referer.as_bytes().get(site.len()), None | Some(b'/'));
-        if !same {
+        if !matches!(after_site(referer, site), Some([] | [b'/', ..])) {
             return refuse("the form was not sent from the site's own page");
         }
     }
@@ -278,10 +275,15 @@ async fn take_acknowledgement(
 
 /// Is `url` on `site` (same scheme and authority)? Keeps the redirect from leaving it.
 fn same_site(url: &str, site: &str) -> bool {
-    url.len() > site.len()
-        && url[..site.len()].eq_ignore_ascii_case(site)
-        && url.as_bytes()[site.len()] == b'/'
-        && http::HeaderValue::from_str(url).is_ok()
+    matches!(after_site(url, site), Some([b'/', ..])) && http::HeaderValue::from_str(url).is_ok()
+}
+
+/// What follows `site` at the start of `text` (compared ignoring ASCII case), if it starts
+/// with it. Compares bytes, so text with a multi-byte character where `site` ends is
+/// simply not on the site.
+fn after_site<'a>(text: &'a str, site: &str) -> Option<&'a [u8]> {
+    let (head, rest) = text.as_bytes().split_at_checked(site.len())?;
+    head.eq_ignore_ascii_case(site.as_bytes()).then_some(rest)
 }
 
 /// Whether a request is for the acknowledgement endpoint.
@@ -301,5 +303,8 @@ mod tests {
         assert!(!same_site("https://evil.example/", site));
         assert!(!same_site("https://www.ning.com", site));
         assert!(!same_site("https://www.ning.com/\r\nSet-Cookie: x", site));
+        // A multi-byte character across the end of `site` is not on it (and no panic).
+        assert!(!same_site("https://www.ning.co\u{e9}/", site));
+        assert!(!same_site("https://www.ning.c\u{20ac}/", site));
     }
 }
