@@ -170,35 +170,16 @@ declare -A NAME=([signpost]=Signpost [squid]=Squid [privoxy]=Privoxy [e2guardian
 # ---------------------------------------------------------------------------------------
 # 3. Signpost, journal on; CONNECT allowed to the origin's (plain HTTP) port
 # ---------------------------------------------------------------------------------------
-mkdir -p "$TMP/signpost-state"
-cat >"$TMP/signpost.toml" <<EOF
-[proxy]
-listen = "127.0.0.1:$SIGNPOST_PORT"
-allow_clients = ["127.0.0.0/8"]
-connect_ports = [$ORIGIN_PORT]
-
-[coach]
-secret_file = "$TMP/signpost-state/coach-secret"
-
-[journal]
-enabled = true
-path = "$TMP/signpost-state/journal.db"
-squid_log = "$TMP/signpost-state/access.log"
-
-[admin]
-enabled = false
-EOF
-"$SIGNPOST_BIN" check -c "$TMP/signpost.toml" >/dev/null
+signpost_config "$TMP/signpost.toml" "$SIGNPOST_PORT" "$TMP/signpost-state" true \
+    "connect_ports = [$ORIGIN_PORT]"
 log "signpost on 127.0.0.1:$SIGNPOST_PORT (journal on)"
-RUST_LOG=warn "$SIGNPOST_BIN" run -c "$TMP/signpost.toml" 2>"$TMP/signpost.log" &
-PID[signpost]=$!
-PIDS+=("${PID[signpost]}")
 PORT[signpost]=$SIGNPOST_PORT
 VERSION[signpost]=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 ACCESS_LOG[signpost]=$TMP/signpost-state/access.log
 ACCESS_RE[signpost]=.
 SETUP[signpost]="journal on (SQLite + Squid-format access log), RUST_LOG=warn, CONNECT to the origin's port only"
-wait_until 100 signpost "${PID[signpost]}" curl -sf -o /dev/null "http://127.0.0.1:$SIGNPOST_PORT/healthz"
+start_signpost signpost "$SIGNPOST_PORT"
+PID[signpost]=${PIDS[-1]}
 
 # ---------------------------------------------------------------------------------------
 # 4. The peers, each in the foreground with its config in $TMP/NAME/

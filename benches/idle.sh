@@ -64,31 +64,11 @@ await_binary
 start_origin 600s
 
 # Signpost: journal on; idle clients kept 10 minutes; room for twice the connections
-mkdir -p "$TMP/state"
-cat >"$TMP/signpost.toml" <<EOF
-[proxy]
-listen = "127.0.0.1:$SIGNPOST_PORT"
-allow_clients = ["127.0.0.0/8"]
-idle_timeout = "10m"
-max_connections = 20000
-
-[coach]
-secret_file = "$TMP/state/coach-secret"
-
-[journal]
-enabled = true
-path = "$TMP/state/journal.db"
-squid_log = "$TMP/state/access.log"
-
-[admin]
-enabled = false
-EOF
-"$SIGNPOST_BIN" check -c "$TMP/signpost.toml" >/dev/null
+signpost_config "$TMP/signpost.toml" "$SIGNPOST_PORT" "$TMP/state" true \
+    $'idle_timeout = "10m"\nmax_connections = 20000'
 log "signpost on 127.0.0.1:$SIGNPOST_PORT (journal on, open-file limit $NOFILE)"
-RUST_LOG=warn "$SIGNPOST_BIN" run -c "$TMP/signpost.toml" 2>"$TMP/signpost.log" &
-SIGNPOST_PID=$!
-PIDS+=("$SIGNPOST_PID")
-wait_until 100 signpost "$SIGNPOST_PID" curl -sf -o /dev/null "http://127.0.0.1:$SIGNPOST_PORT/healthz"
+start_signpost signpost "$SIGNPOST_PORT"
+SIGNPOST_PID=${PIDS[-1]}
 curl -sf -o /dev/null -x "http://127.0.0.1:$SIGNPOST_PORT" "$ORIGIN/1k" || die "proxied GET failed"
 
 rss_kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }

@@ -132,6 +132,41 @@ NGINXEOF
     wait_until 100 nginx "$NGINX_PID" curl -sf -o /dev/null "http://127.0.0.1:$ORIGIN_PORT/1k"
 }
 
+# signpost_config FILE PORT STATE JOURNAL [PROXY_LINES]: a Signpost config in FILE listening
+# on 127.0.0.1:PORT for 127.0.0.0/8, its state (coach secret, journal, Squid-format access
+# log) in STATE, the journal on or off (JOURNAL true or false), the admin listener off, and
+# PROXY_LINES added to [proxy]. Checked with `signpost check`.
+signpost_config() {
+    mkdir -p "$3"
+    cat >"$1" <<EOF
+[proxy]
+listen = "127.0.0.1:$2"
+allow_clients = ["127.0.0.0/8"]
+${5:-}
+[coach]
+secret_file = "$3/coach-secret"
+
+[journal]
+enabled = $4
+path = "$3/journal.db"
+squid_log = "$3/access.log"
+
+[admin]
+enabled = false
+EOF
+    "$SIGNPOST_BIN" check -c "$1" >/dev/null
+}
+
+# start_signpost NAME PORT [RUST_LOG]: runs Signpost with $TMP/NAME.toml, stderr to
+# $TMP/NAME.log, at RUST_LOG=warn by default (no per-request logging, but warnings and
+# errors land in the log); adds its PID to PIDS (last, so ${PIDS[-1]}) and waits until
+# 127.0.0.1:PORT/healthz answers.
+start_signpost() {
+    RUST_LOG=${3:-warn} "$SIGNPOST_BIN" run -c "$TMP/$1.toml" 2>"$TMP/$1.log" &
+    PIDS+=("$!")
+    wait_until 100 "$1" "$!" curl -sf -o /dev/null "http://127.0.0.1:$2/healthz"
+}
+
 # squid_conf DIR PORT [CONNECT_PORT]: DIR/squid.conf for Squid as the scripts measure it, a
 # pure forwarding proxy on 127.0.0.1:PORT for 127.0.0.0/8 (nothing cached, access log on,
 # one process as user proxy, no helpers), CONNECT allowed only to CONNECT_PORT when given.

@@ -126,38 +126,13 @@ start_origin 120s
 # ---------------------------------------------------------------------------------------
 # Two instances: the journal on (SQLite plus a Squid-format access log, as Squid keeps
 # one), and off, to show what recording every decision costs.
-signpost_config() { # FILE PORT STATE JOURNAL_ENABLED
-    mkdir -p "$3"
-    cat >"$1" <<EOF
-[proxy]
-listen = "127.0.0.1:$2"
-allow_clients = ["127.0.0.0/8"]
-
-[coach]
-secret_file = "$3/coach-secret"
-
-[journal]
-enabled = $4
-path = "$3/journal.db"
-squid_log = "$3/access.log"
-
-[admin]
-enabled = false
-EOF
-    "$SIGNPOST_BIN" check -c "$1" >/dev/null
-}
 signpost_config "$TMP/signpost.toml" "$SIGNPOST_PORT" "$TMP/signpost-state" true
 signpost_config "$TMP/signpost-nojournal.toml" "$NOJOURNAL_PORT" "$TMP/nojournal-state" false
 log "signpost on 127.0.0.1:$SIGNPOST_PORT (journal on), 127.0.0.1:$NOJOURNAL_PORT (journal off)"
-# RUST_LOG=warn: no per-request logging, but warnings and errors land in the log we report.
-RUST_LOG=warn "$SIGNPOST_BIN" run -c "$TMP/signpost.toml" 2>"$TMP/signpost.log" &
-SIGNPOST_PID=$!
-PIDS+=("$SIGNPOST_PID")
-RUST_LOG=error "$SIGNPOST_BIN" run -c "$TMP/signpost-nojournal.toml" 2>"$TMP/signpost-nojournal.log" &
-NOJOURNAL_PID=$!
-PIDS+=("$NOJOURNAL_PID")
-wait_until 100 signpost "$SIGNPOST_PID" curl -sf -o /dev/null "http://127.0.0.1:$SIGNPOST_PORT/healthz"
-wait_until 100 signpost-nojournal "$NOJOURNAL_PID" curl -sf -o /dev/null "http://127.0.0.1:$NOJOURNAL_PORT/healthz"
+start_signpost signpost "$SIGNPOST_PORT"
+SIGNPOST_PID=${PIDS[-1]}
+start_signpost signpost-nojournal "$NOJOURNAL_PORT" error
+NOJOURNAL_PID=${PIDS[-1]}
 
 # ---------------------------------------------------------------------------------------
 # 4. Squid (optional): no cache, access log on, one process
