@@ -82,25 +82,25 @@ pub fn open(
                 // Usually a browser that does not trust the Signpost CA yet: worth an
                 // administrator's attention, so it is journaled.
                 tracing::info!(host = %origin.host, error = %e, "TLS handshake with the client failed during interception (is the Signpost CA trusted?)");
-                let mut r = record(&shared, &who, "CONNECT", format!("https://{origin}"), &origin, &mode);
+                let mut r = record(&who, &origin, &mode, "CONNECT", format!("https://{origin}"), shared.clock.now());
                 r.reason = Some(format!("TLS handshake failed (is the Signpost CA trusted?): {e}"));
                 shared.journal.record(r);
                 return;
             }
             Err(_) => return,
         };
-        let service = {
-            let shared = Arc::clone(&shared);
-            service_fn(move |req| {
-                let shared = Arc::clone(&shared);
-                let origin = origin.clone();
-                let who = who.clone();
-                let mode = mode.clone();
-                async move {
-                    Ok::<_, Infallible>(inside(&shared, &origin, &who, &mode, req).await)
-                }
-            })
-        };
+        let ctx = Arc::new(Intercepted {
+            shared: Arc::clone(&shared),
+            site: site("https", &origin),
+            host: origin.host.to_string(),
+            origin,
+            who,
+            mode,
+        });
+        let service = service_fn(move |req| {
+            let ctx = Arc::clone(&ctx);
+            async move { Ok::<_, Infallible>(inside(&ctx, req).await) }
+        });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(shared.limits.idle_timeout)
@@ -114,30 +114,41 @@ pub fn open(
     Ok(Response::new(ProxyBody::empty()))
 }
 
+/// What the requests inside one intercepted connection share, made once per connection.
+struct Intercepted {
+    shared: Arc<Shared>,
+    origin: Origin,
+    who: Who,
+    mode: Mode,
+    /// `https://host[:port]`, see [`site`].
+    site: String,
+    host: String,
+}
+
 /// One request inside an intercepted connection.
-async fn inside(
-    shared: &Shared,
-    origin: &Origin,
-    who: &Who,
-    mode: &Mode,
-    req: Request<Incoming>,
-) -> Response<ProxyBody> {
+async fn inside(ctx: &Intercepted, req: Request<Incoming>) -> Response<ProxyBody> {
+    let Intercepted {
+        shared,
+        origin,
+        who,
+        mode,
+        site,
+        host,
+    } = ctx;
     let identity = who.ack_identity();
-    let site = site("https", origin);
-    let host = origin.host.to_string();
     let policy = shared.policy.load_full();
     let now = shared.clock.now();
     let started = tokio::time::Instant::now();
     let logged_url = format!("{site}{}", req.uri().path());
     let mut pending = Pending::new(
         shared.journal.clone(),
-        record(shared, who, req.method().as_str(), logged_url, origin, mode),
+        record(who, origin, mode, req.method().as_str(), logged_url, now),
         Counters::default(),
         started,
     );
     if coaching::is_acknowledgement(&req) {
         let (resp, note) =
-            coaching::acknowledge(shared, &policy, identity, &site, &host, req, now).await;
+            coaching::acknowledge(shared, &policy, identity, site, host, req, now).await;
         let outcome = note.apply(&mut pending, resp.status());
         pending.set(outcome, resp.status().as_u16());
         return resp;
@@ -146,7 +157,7 @@ async fn inside(
         "{site}{}",
         req.uri().path_and_query().map_or("/", |p| p.as_str())
     );
-    let resp = answer(shared, &policy, identity, &host, mode, &url, now, &req);
+    let resp = answer(shared, &policy, identity, host, mode, &url, now, &req);
     let outcome = match (mode, resp.status()) {
         (_, StatusCode::TEMPORARY_REDIRECT) => Outcome::Acknowledged,
         (Mode::Block(_), _) => Outcome::Blocked,
@@ -156,21 +167,21 @@ async fn inside(
     resp
 }
 
-/// The record for a request inside an intercepted connection.
+/// The record for a request inside an intercepted connection, arrived at `now`.
 fn record(
-    shared: &Shared,
     who: &Who,
-    method: &str,
-    url: String,
     origin: &Origin,
     mode: &Mode,
+    method: &str,
+    url: String,
+    now: jiff::Timestamp,
 ) -> Record {
     let (category, action) = match mode {
         Mode::Coach { category, .. } => (Some(category.clone()), "coach"),
         Mode::Block(_) => (None, "block"),
     };
     let mut r = Record::arrived(
-        shared.clock.now(),
+        now,
         who.client.clone(),
         who.user.clone(),
         method.to_string(),
@@ -193,19 +204,17 @@ fn answer(
     now: jiff::Timestamp,
     req: &Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let url = url.to_string();
-    let host = host.to_string();
     match mode {
         Mode::Block(page) => {
             let mut page = page.clone();
-            page.url = url;
+            page.url = url.to_string();
             shared.responder.blocked(page)
         }
         Mode::Coach { category, message } => {
             let position = policy.categories.iter().position(|c| &c.name == category);
             let acked = shared.acks.is_valid(
                 &shared.journal.hide(identity),
-                &ack_key(shared.ack_scope, category, &host),
+                &ack_key(shared.ack_scope, category, host),
                 now,
             );
             match position.and_then(|p| u16::try_from(p).ok()) {
@@ -213,18 +222,18 @@ fn answer(
                 // reload: reconnect, so the new CONNECT is decided afresh.
                 None => shared
                     .responder
-                    .redirect_and_close(StatusCode::TEMPORARY_REDIRECT, &url),
+                    .redirect_and_close(StatusCode::TEMPORARY_REDIRECT, url),
                 Some(_) if acked => shared
                     .responder
-                    .redirect_and_close(StatusCode::TEMPORARY_REDIRECT, &url),
+                    .redirect_and_close(StatusCode::TEMPORARY_REDIRECT, url),
                 Some(id) if coach::is_navigation(req.headers()) => coaching::interstitial(
                     shared,
                     policy,
                     id,
                     message.clone(),
                     identity,
-                    &host,
-                    &url,
+                    host,
+                    url,
                     now,
                     None,
                 ),
