@@ -535,21 +535,6 @@ to_mib() {
     }'
 }
 
-# wrk's error summary: "status>=400: N socket: read=N ..." or 0.
-wrk_errors() {
-    local sock non2xx
-    sock=$(awk -F'[:,]' '/Socket errors:/ {
-        for (i = 2; i <= NF; i++) { split($i, kv, " "); if (kv[2] > 0) s = s kv[1] "=" kv[2] " " }
-        } END { print s }' "$1")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$1")
-    if [[ -n $sock || -n $non2xx ]]; then
-        local e="${non2xx:+status>=400: $non2xx }${sock:+socket: $sock}"
-        echo "${e% }"
-    else
-        echo 0
-    fi
-}
-
 # Per PROXY/TEST: the row's figure, errors, p50/p99 in ms (wrk rows), the proxy's CPU µs per
 # request (per tunnel, per 1 MiB response); per PROXY: peak RSS in KiB.
 declare -A VAL ERR P50 P99 CPU RSS

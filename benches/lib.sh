@@ -93,6 +93,23 @@ to_ms() {
     }'
 }
 
+# wrk's error summary: "status>=400: N socket: read=N ..." or 0. wrk prints "Socket errors:
+# connect 0, read 0, write 0, timeout 0" only when one is non-zero, and counts responses
+# with status >= 400 as "Non-2xx or 3xx".
+wrk_errors() {
+    local sock non2xx
+    sock=$(awk -F'[:,]' '/Socket errors:/ {
+        for (i = 2; i <= NF; i++) { split($i, kv, " "); if (kv[2] > 0) s = s kv[1] "=" kv[2] " " }
+        } END { print s }' "$1")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$1")
+    if [[ -n $sock || -n $non2xx ]]; then
+        local e="${non2xx:+status>=400: $non2xx }${sock:+socket: $sock}"
+        echo "${e% }"
+    else
+        echo 0
+    fi
+}
+
 # start_origin KEEPALIVE_TIMEOUT: nginx on 127.0.0.1:$ORIGIN_PORT serving $TMP/www/1k (1024
 # bytes) and $TMP/www/1m (1 MiB), with no access log and one worker (the proxy under test
 # and its client share the few cores). Adds its PID to PIDS and waits until it serves.

@@ -181,11 +181,8 @@ wrk.headers["Host"] = "127.0.0.1:$ORIGIN_PORT"
 wrk.headers["Connection"] = "close"
 EOF
 
-CLK_TCK=$(getconf CLK_TCK)
-
-# cpu_ticks, to_ms and peak_rss_kib come from lib.sh. (Squid's own "Maximum Resident Size"
-# line in cache.log reads 4x higher than VmHWM: it scales ru_maxrss, already in KiB on
-# Linux, by the page size.)
+# Peak RSS is VmHWM from /proc. (Squid's own "Maximum Resident Size" line in cache.log reads
+# 4x higher: it scales ru_maxrss, already in KiB on Linux, by the page size.)
 
 # Result rows, one per line: proxy|test|req/s|p50 ms|p99 ms|cpu us/req|requests|errors
 ROWS=()
@@ -206,29 +203,17 @@ run_test() {
     timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" "$url" >"$out"
     [[ -n $pid ]] && c1=$(cpu_ticks "$pid")
 
-    local rps total p50 p99 sock non2xx errors
+    local rps total p50 p99 errors
     rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
     total=$(awk '/ requests in / { print $1 }' "$out")
     p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
     p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-    # "Socket errors: connect 0, read 0, write 0, timeout 0" (only printed when non-zero)
-    sock=$(awk -F'[:,]' '/Socket errors:/ {
-        for (i = 2; i <= NF; i++) { split($i, kv, " "); if (kv[2] > 0) s = s kv[1] "=" kv[2] " " }
-        } END { print s }' "$out")
-    # Counts responses with status >= 400 (wrk's "Non-2xx or 3xx").
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
-    errors=0
-    if [[ -n $sock || -n $non2xx ]]; then
-        errors="⚠ ${non2xx:+status>=400: $non2xx }${sock:+socket: $sock}"
-        errors=${errors% }
-    fi
+    errors=$(wrk_errors "$out")
+    [[ $errors == 0 ]] || errors="⚠ $errors"
     [[ -n $rps && -n $total ]] || { cat "$out" >&2; die "could not parse wrk output"; }
 
     cpu=n/a
-    if [[ -n $pid && $total -gt 0 ]]; then
-        cpu=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$total" \
-            'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
-    fi
+    [[ -n $pid ]] && cpu=$(cpu_us_per "$c0" "$c1" "$total")
     RPS[$proxy/$test]=$rps
     CPU[$proxy/$test]=$cpu
     ROWS+=("$proxy|$test|$rps|$p50|$p99|$cpu|$total|$errors")
@@ -293,7 +278,7 @@ report() {
         sed -E 's/^[^ ]+ +//' "$TMP/signpost.log" | sort | uniq -c | sort -rn | head -n 10
         echo '```'
     fi
-    # CPU is counted from /proc in ticks of 1/$CLK_TCK s, so short runs are coarse.
+    # CPU is counted from /proc in ticks of 1/CLK_TCK s, so short runs are coarse.
 }
 
 echo
