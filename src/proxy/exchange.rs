@@ -125,7 +125,7 @@ pub async fn handle(
             Err(failure) => return refuse_login(shared, auth, &who, failure, &method, &url, now),
         }
     }
-    let identity = who.ack_identity().to_string();
+    let identity = who.ack_identity();
     let record = |host: String, url: String| {
         Record::arrived(
             now,
@@ -157,7 +157,7 @@ pub async fn handle(
             let host = origin.host.to_string();
             let mut p = pending(record(host.clone(), url.clone()));
             let (resp, note) =
-                coaching::acknowledge(shared, &policy, &identity, &site, &host, req, now).await;
+                coaching::acknowledge(shared, &policy, identity, &site, &host, req, now).await;
             let outcome = note.apply(&mut p, resp.status());
             (Some((outcome, p)), Ok(resp))
         }
@@ -167,7 +167,7 @@ pub async fn handle(
             let mut r = record(host.clone(), url.clone());
             describe(&mut r, &policy, &c);
             let p = pending(r);
-            let verdict = coaching::verdict(shared, &policy, &c, &identity, &host, now);
+            let verdict = coaching::verdict(shared, &policy, &c, identity, &host, now);
             match verdict {
                 Verdict::Pass => (
                     None,
@@ -183,7 +183,7 @@ pub async fn handle(
                     (
                         Some((Outcome::Coached, p)),
                         Ok(coaching::interstitial(
-                            shared, &policy, cat, message, &identity, &host, &full_url, now, None,
+                            shared, &policy, cat, message, identity, &host, &full_url, now, None,
                         )),
                     )
                 }
@@ -199,7 +199,7 @@ pub async fn handle(
             let mut r = record(host.clone(), format!("https://{origin}"));
             describe(&mut r, &policy, &c);
             let p = pending(r);
-            let verdict = coaching::verdict(shared, &policy, &c, &identity, &host, now);
+            let verdict = coaching::verdict(shared, &policy, &c, identity, &host, now);
             let intercepting = shared.minter.is_some();
             match verdict {
                 Verdict::Pass => (None, tunnel::open(shared, req, origin, &counters, p).await),
