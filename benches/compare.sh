@@ -110,27 +110,7 @@ for p in "${SELECTED[@]}"; do
     # Each peer's package is named after its binary.
     command -v "$p" >/dev/null 2>&1 || need+=("$p")
 done
-if [[ ${#need[@]} -gt 0 ]]; then
-    log "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    if [[ -e /usr/sbin/policy-rc.d ]]; then
-        apt-get install -y -qq "${need[@]}" >/dev/null
-    else
-        # The packages' own services (a system Squid, Privoxy, tinyproxy, e2guardian and the
-        # ClamAV daemons e2guardian depends on) would compete for the CPU during the runs:
-        # tell invoke-rc.d/deb-systemd-invoke not to start them, for this install only.
-        (
-            trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-            trap 'exit 130' INT
-            trap 'exit 143' TERM
-            printf '#!/bin/sh\n# benches/compare.sh: no service starts while it installs\nexit 101\n' \
-                >/usr/sbin/policy-rc.d
-            chmod 755 /usr/sbin/policy-rc.d
-            apt-get install -y -qq "${need[@]}" >/dev/null
-        )
-    fi
-fi
+apt_install "${need[@]}"
 command -v python3 >/dev/null 2>&1 || die "python3 is required for the CONNECT rows"
 
 start_scratch compare

@@ -36,12 +36,7 @@ export PATH=$PATH:/usr/sbin:/sbin
 need=()
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 command -v curl >/dev/null 2>&1 || need+=(curl)
-if [[ ${#need[@]} -gt 0 ]]; then
-    log "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+apt_install "${need[@]}"
 command -v python3 >/dev/null 2>&1 || die "python3 is required"
 
 # Both Signpost (one fd per client, plus origin connections) and the client need more than

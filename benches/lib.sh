@@ -4,6 +4,31 @@
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf '%s: %s\n' "${0##*/}" "$*" >&2; exit 1; }
 
+# apt_install PACKAGE...: installs the Debian packages (nothing when none is given). The
+# services they ship (a system nginx or Squid, Privoxy, tinyproxy, e2guardian and the ClamAV
+# daemons e2guardian depends on) would compete for the CPU during the runs: unless a
+# policy-rc.d is already there, one tells invoke-rc.d/deb-systemd-invoke not to start them,
+# for this install only.
+apt_install() {
+    (($# > 0)) || return 0
+    log "installing $*"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    if [[ -e /usr/sbin/policy-rc.d ]]; then
+        apt-get install -y -qq "$@" >/dev/null
+    else
+        (
+            trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+            trap 'exit 130' INT
+            trap 'exit 143' TERM
+            printf '#!/bin/sh\n# benches/%s: no service starts while it installs\nexit 101\n' "${0##*/}" \
+                >/usr/sbin/policy-rc.d
+            chmod 755 /usr/sbin/policy-rc.d
+            apt-get install -y -qq "$@" >/dev/null
+        )
+    fi
+}
+
 # Is something listening on this loopback port?
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

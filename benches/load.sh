@@ -86,12 +86,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 if [[ $WITH_SQUID == yes ]] && ! command -v squid >/dev/null 2>&1; then need+=(squid); fi
-if [[ ${#need[@]} -gt 0 ]]; then
-    log "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+apt_install "${need[@]}"
 
 # ---------------------------------------------------------------------------------------
 # Cleanup: stop exactly the processes this script started, by PID, then remove the tmpdir
