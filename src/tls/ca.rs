@@ -265,6 +265,14 @@ pub(super) fn random_serial() -> Result<SerialNumber, String> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
+/// Why a PEM file gave no `label` item, in words.
+fn pem_reason(e: rustls::pki_types::pem::Error, label: &str) -> String {
+    match e {
+        rustls::pki_types::pem::Error::NoItemsFound => format!("no `BEGIN {label}` block found"),
+        e => e.to_string(),
+    }
+}
+
 /// A loaded interception CA, able to sign leaf certificates.
 pub struct Ca {
     /// The certificate alone, re-encoded as PEM (what the trust page offers for download).
@@ -313,14 +321,8 @@ impl Ca {
             path: cert.to_path_buf(),
             reason,
         };
-        let cert_der = CertificateDer::from_pem_slice(&cert_text).map_err(|e| {
-            parse_cert(match e {
-                rustls::pki_types::pem::Error::NoItemsFound => {
-                    "no `BEGIN CERTIFICATE` block found".to_string()
-                }
-                e => e.to_string(),
-            })
-        })?;
+        let cert_der = CertificateDer::from_pem_slice(&cert_text)
+            .map_err(|e| parse_cert(pem_reason(e, "CERTIFICATE")))?;
         let fields = der::inspect(&cert_der)
             .ok_or_else(|| parse_cert("the certificate is not valid DER X.509".to_string()))?;
 
@@ -328,14 +330,8 @@ impl Ca {
             path: key.to_path_buf(),
             reason,
         };
-        let key_der = PrivateKeyDer::from_pem_slice(&key_text).map_err(|e| {
-            parse_key(match e {
-                rustls::pki_types::pem::Error::NoItemsFound => {
-                    "no `BEGIN PRIVATE KEY` block found".to_string()
-                }
-                e => e.to_string(),
-            })
-        })?;
+        let key_der = PrivateKeyDer::from_pem_slice(&key_text)
+            .map_err(|e| parse_key(pem_reason(e, "PRIVATE KEY")))?;
         let key_pair = KeyPair::try_from(&key_der).map_err(|e| parse_key(e.to_string()))?;
         if key_pair.subject_public_key_info() != fields.spki {
             return Err(CaError::KeyMismatch {
