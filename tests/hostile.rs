@@ -83,6 +83,11 @@ async fn answers_then_follow_up(
     (code, closed)
 }
 
+/// The name a vector that is only header lines is printed under: the lines, joined by ` + `.
+fn vector_name(headers: &str) -> String {
+    headers.trim_end_matches("\r\n").replace("\r\n", " + ")
+}
+
 fn echo_post(origin: &Origin, headers: &str, body: &str) -> Vec<u8> {
     format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\n{headers}\r\n{body}",
@@ -174,25 +179,18 @@ async fn duplicate_and_conflicting_content_lengths() {
         1
     );
 
-    for (name, headers, body) in [
-        (
-            "Content-Length: 3 and 5",
-            "Content-Length: 3\r\nContent-Length: 5\r\n",
-            "abcde",
-        ),
-        ("Content-Length: 3, 5", "Content-Length: 3, 5\r\n", "abcde"),
-        ("Content-Length: 3, 3", "Content-Length: 3, 3\r\n", "abc"),
-        ("Content-Length: -1", "Content-Length: -1\r\n", "abc"),
-        ("Content-Length: +3", "Content-Length: +3\r\n", "abc"),
-        ("Content-Length: 0x10", "Content-Length: 0x10\r\n", "abc"),
-        ("Content-Length: 3 abc", "Content-Length: 3 abc\r\n", "abc"),
-        (
-            "Content-Length: 99999999999999999999999",
-            "Content-Length: 99999999999999999999999\r\n",
-            "abc",
-        ),
+    for (headers, body) in [
+        ("Content-Length: 3\r\nContent-Length: 5\r\n", "abcde"),
+        ("Content-Length: 3, 5\r\n", "abcde"),
+        ("Content-Length: 3, 3\r\n", "abc"),
+        ("Content-Length: -1\r\n", "abc"),
+        ("Content-Length: +3\r\n", "abc"),
+        ("Content-Length: 0x10\r\n", "abc"),
+        ("Content-Length: 3 abc\r\n", "abc"),
+        ("Content-Length: 99999999999999999999999\r\n", "abc"),
     ] {
-        let reply = closes_with(p.addr, name, &echo_post(&origin, headers, body)).await;
+        let name = vector_name(headers);
+        let reply = closes_with(p.addr, &name, &echo_post(&origin, headers, body)).await;
         assert_eq!(status(&reply), 400, "{name}: {reply}");
     }
     assert_eq!(
@@ -209,29 +207,16 @@ async fn transfer_encodings_that_do_not_end_in_chunked_are_400() {
     let p = proxy(config()).await;
     let o = origin.addr;
     let chunked = "3\r\nabc\r\n0\r\n\r\n";
-    for (name, headers) in [
-        (
-            "Transfer-Encoding: identity",
-            "Transfer-Encoding: identity\r\n",
-        ),
-        (
-            "Transfer-Encoding: chunked, identity",
-            "Transfer-Encoding: chunked, identity\r\n",
-        ),
-        (
-            "Transfer-Encoding: xchunked",
-            "Transfer-Encoding: xchunked\r\n",
-        ),
-        (
-            "Transfer-Encoding: chunked + Transfer-Encoding: identity",
-            "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
-        ),
-        (
-            "Transfer-Encoding : chunked (space before colon)",
-            "Transfer-Encoding : chunked\r\n",
-        ),
+    for headers in [
+        "Transfer-Encoding: identity\r\n",
+        "Transfer-Encoding: chunked, identity\r\n",
+        "Transfer-Encoding: xchunked\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+        // A space before the colon.
+        "Transfer-Encoding : chunked\r\n",
     ] {
-        let reply = closes_with(p.addr, name, &echo_post(&origin, headers, chunked)).await;
+        let name = vector_name(headers);
+        let reply = closes_with(p.addr, &name, &echo_post(&origin, headers, chunked)).await;
         assert_eq!(status(&reply), 400, "{name}: {reply}");
     }
     let req = format!(
@@ -293,6 +278,16 @@ const BAD_CHUNKS: [(&str, &str); 8] = [
     ("bare LF in the chunked framing", "3\nabc\n0\n\n"),
 ];
 
+/// A POST to `/count-upload` with `Transfer-Encoding: chunked` and `body` (its chunk framing
+/// included) as it stands.
+fn chunked_upload(origin: &Origin, body: &str) -> String {
+    format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\n{body}",
+        origin.url("/count-upload"),
+        origin.addr
+    )
+}
+
 /// A broken chunked body must end the exchange with an error and close the connection
 /// (the framing is lost), never hang, and never stop the proxy. See the ignored test
 /// below for the status.
@@ -301,11 +296,7 @@ async fn invalid_chunk_sizes_close_the_connection() {
     let origin = origin().await;
     let p = proxy(config()).await;
     for (name, body) in BAD_CHUNKS {
-        let req = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\n{body}",
-            origin.url("/count-upload"),
-            origin.addr
-        );
+        let req = chunked_upload(&origin, body);
         let reply = closes_with(p.addr, name, req.as_bytes()).await;
         let code = status(&reply);
         assert!(code >= 400, "{name}: {reply}");
@@ -322,11 +313,7 @@ async fn invalid_chunk_sizes_are_400() {
     let origin = origin().await;
     let p = proxy(config()).await;
     for (name, body) in BAD_CHUNKS {
-        let req = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\n{body}",
-            origin.url("/count-upload"),
-            origin.addr
-        );
+        let req = chunked_upload(&origin, body);
         let reply = raw_exchange(p.addr, req.as_bytes()).await;
         assert_eq!(status(&reply), 400, "{name}: {}", head_of(&reply));
     }
