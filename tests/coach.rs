@@ -32,8 +32,12 @@ impl Setup {
         let pem = std::fs::read(self.state.join("ca.pem")).unwrap();
         rustls_pemfile_der(&pem)
     }
+    /// The coached site over plain HTTP, as an origin (no path).
+    fn http_site(&self) -> String {
+        format!("http://www.ning.com:{}", self.origin.addr.port())
+    }
     fn http_url(&self, path: &str) -> String {
-        format!("http://www.ning.com:{}{path}", self.origin.addr.port())
+        format!("{}{path}", self.http_site())
     }
     fn https_port(&self) -> u16 {
         self.tls_origin.addr.port()
@@ -259,7 +263,7 @@ async fn http_flow_interstitial_then_acknowledge_then_the_site() {
 
     // Continue.
     c.ready().await.unwrap();
-    let site = format!("http://www.ning.com:{}", s.origin.addr.port());
+    let site = s.http_site();
     let token = field(&page, "token");
     let back = field(&page, "url");
     assert_eq!(back, url);
@@ -391,6 +395,18 @@ async fn an_intercepted_connection_left_open_is_redirected_after_acknowledging()
     assert_eq!(resp.headers()["connection"], "close");
 }
 
+/// What a browser navigating to the coached `/hello` over plain HTTP is shown, on a new
+/// connection: the interstitial, until it is acknowledged.
+async fn http_interstitial(s: &Setup) -> String {
+    let mut c = client(s.proxy.addr).await;
+    text(
+        c.send_request(navigate(&s.http_url("/hello")))
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 async fn still_coached(s: &Setup) -> bool {
     let mut c = client(s.proxy.addr).await;
     let resp = c
@@ -405,14 +421,8 @@ async fn still_coached(s: &Setup) -> bool {
 #[tokio::test]
 async fn forged_altered_foreign_and_cross_origin_acknowledgements_are_refused() {
     let s = setup().await;
-    let site = format!("http://www.ning.com:{}", s.origin.addr.port());
-    let mut c = client(s.proxy.addr).await;
-    let page = text(
-        c.send_request(navigate(&s.http_url("/hello")))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let site = s.http_site();
+    let page = http_interstitial(&s).await;
     let token = field(&page, "token");
 
     let mut altered = token.clone().into_bytes();
@@ -485,14 +495,8 @@ async fn forged_altered_foreign_and_cross_origin_acknowledgements_are_refused() 
 #[tokio::test]
 async fn an_expired_token_is_refused() {
     let s = setup().await;
-    let site = format!("http://www.ning.com:{}", s.origin.addr.port());
-    let mut c = client(s.proxy.addr).await;
-    let page = text(
-        c.send_request(navigate(&s.http_url("/hello")))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let site = s.http_site();
+    let page = http_interstitial(&s).await;
     let token = field(&page, "token");
 
     tokio::time::pause();
@@ -514,14 +518,8 @@ async fn acknowledge_over_http(
     s: &Setup,
     reason: Option<&str>,
 ) -> http::Response<hyper::body::Incoming> {
-    let site = format!("http://www.ning.com:{}", s.origin.addr.port());
-    let mut c = client(s.proxy.addr).await;
-    let page = text(
-        c.send_request(navigate(&s.http_url("/hello")))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let site = s.http_site();
+    let page = http_interstitial(s).await;
     let token = field(&page, "token");
     let mut fields = vec![("token", token.as_str()), ("category", "social")];
     if let Some(r) = reason {
@@ -575,13 +573,7 @@ async fn a_reason_can_be_required_and_is_stored() {
         None,
     )
     .await;
-    let mut c = client(s.proxy.addr).await;
-    let page = text(
-        c.send_request(navigate(&s.http_url("/hello")))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let page = http_interstitial(&s).await;
     assert!(page.contains("<label for=\"reason\">"), "{page}");
     assert!(
         page.contains("1h"),
