@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use common::*;
@@ -74,9 +74,14 @@ action = "coach"
     )
 }
 
-async fn start(state: &Path, _origin_port: u16) -> TestProxy {
-    let config = Config::parse(&state.join("signpost.toml"), &config_text(state)).unwrap();
-    proxy(config).await
+/// Starts an origin and the proxy, whose users file holds `htpasswd`; returns them and the
+/// proxy's state folder (where the htpasswd file and the journal are).
+async fn start(htpasswd: &str) -> (Origin, PathBuf, TestProxy) {
+    let origin = origin().await;
+    let state = state_dir();
+    std::fs::write(state.join("htpasswd"), htpasswd).unwrap();
+    let config = Config::parse(&state.join("signpost.toml"), &config_text(&state)).unwrap();
+    (origin, state, proxy(config).await)
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -109,10 +114,7 @@ async fn status(proxy: std::net::SocketAddr, url: &str, auth: Option<(&str, &str
 
 #[tokio::test]
 async fn the_challenge_then_a_login_and_the_own_pages_stay_open() {
-    let origin = origin().await;
-    let state = state_dir();
-    std::fs::write(state.join("htpasswd"), line("alice", "alice-pw")).unwrap();
-    let p = start(&state, origin.addr.port()).await;
+    let (origin, _, p) = start(&line("alice", "alice-pw")).await;
     let url = format!("http://plain.example:{}/hello", origin.addr.port());
 
     let mut c = client(p.addr).await;
@@ -163,11 +165,8 @@ async fn the_challenge_then_a_login_and_the_own_pages_stay_open() {
 
 #[tokio::test]
 async fn a_user_added_to_the_htpasswd_file_can_log_in_without_a_restart() {
-    let origin = origin().await;
-    let state = state_dir();
+    let (origin, state, p) = start(&line("alice", "alice-pw")).await;
     let file = state.join("htpasswd");
-    std::fs::write(&file, line("alice", "alice-pw")).unwrap();
-    let p = start(&state, origin.addr.port()).await;
     let url = format!("http://plain.example:{}/hello", origin.addr.port());
     assert_eq!(
         status(p.addr, &url, Some(("dave", "dave-pw"))).await,
@@ -189,10 +188,7 @@ async fn a_user_added_to_the_htpasswd_file_can_log_in_without_a_restart() {
 
 #[tokio::test]
 async fn failed_logins_are_limited_and_journaled_without_the_password() {
-    let origin = origin().await;
-    let state = state_dir();
-    std::fs::write(state.join("htpasswd"), line("alice", "alice-pw")).unwrap();
-    let p = start(&state, origin.addr.port()).await;
+    let (origin, state, p) = start(&line("alice", "alice-pw")).await;
     let url = format!("http://plain.example:{}/hello", origin.addr.port());
     for _ in 0..3 {
         assert_eq!(
@@ -231,14 +227,8 @@ async fn failed_logins_are_limited_and_journaled_without_the_password() {
 
 #[tokio::test]
 async fn rules_on_users_and_groups_and_the_journal_names_the_user() {
-    let origin = origin().await;
-    let state = state_dir();
-    std::fs::write(
-        state.join("htpasswd"),
-        [line("alice", "a"), line("bob", "b"), line("carol", "c")].concat(),
-    )
-    .unwrap();
-    let p = start(&state, origin.addr.port()).await;
+    let (origin, state, p) =
+        start(&[line("alice", "a"), line("bob", "b"), line("carol", "c")].concat()).await;
     let games = format!("http://games.example:{}/hello", origin.addr.port());
     assert_eq!(
         status(p.addr, &games, Some(("bob", "b"))).await,
@@ -289,14 +279,7 @@ async fn client_from(
 
 #[tokio::test]
 async fn an_acknowledgement_follows_the_person_across_addresses() {
-    let origin = origin().await;
-    let state = state_dir();
-    std::fs::write(
-        state.join("htpasswd"),
-        [line("alice", "a"), line("bob", "b")].concat(),
-    )
-    .unwrap();
-    let p = start(&state, origin.addr.port()).await;
+    let (origin, _, p) = start(&[line("alice", "a"), line("bob", "b")].concat()).await;
     let site = format!("http://www.ning.com:{}", origin.addr.port());
     let url = format!("{site}/hello");
 
