@@ -45,16 +45,16 @@ pub async fn serve(
     let client_ip = net::canonical_ip(peer.ip());
     // The gate: refuse before reading anything we would act on.
     let refusal = if !shared.allows(client_ip) {
-        journal_refusal(&shared, client_ip, 403);
         tracing::warn!(client = %client_ip, "refused a client outside proxy.allow_clients");
-        Some(ProxyError::ClientDenied(client_ip))
+        let err = ProxyError::ClientDenied(client_ip);
+        Some((err, "client outside proxy.allow_clients"))
     } else if permit.is_none() {
-        journal_refusal(&shared, client_ip, 503);
         tracing::warn!(client = %client_ip, "refused a connection: proxy.max_connections reached");
-        Some(ProxyError::Overloaded)
+        Some((ProxyError::Overloaded, "proxy.max_connections reached"))
     } else {
         None
     };
+    let refusal = refusal.map(|(err, why)| journal_refusal(&shared, client_ip, err, why));
 
     let conn = Arc::new(ClientConn {
         peer,
@@ -227,8 +227,14 @@ async fn wait_parked(
     }
 }
 
-/// A refusal at the gate is a decision too.
-fn journal_refusal(shared: &Shared, client: std::net::IpAddr, status: u16) {
+/// A refusal at the gate is a decision too: journals it, with the status its page will
+/// carry, and returns it.
+fn journal_refusal(
+    shared: &Shared,
+    client: std::net::IpAddr,
+    err: ProxyError,
+    reason: &str,
+) -> ProxyError {
     let mut r = crate::journal::Record::arrived(
         shared.clock.now(),
         client.to_string(),
@@ -238,13 +244,10 @@ fn journal_refusal(shared: &Shared, client: std::net::IpAddr, status: u16) {
         String::new(),
     );
     r.outcome = crate::journal::Outcome::Denied;
-    r.status = status;
-    r.reason = Some(if status == 403 {
-        "client outside proxy.allow_clients".into()
-    } else {
-        "proxy.max_connections reached".into()
-    });
+    r.status = err.status().as_u16();
+    r.reason = Some(reason.into());
     shared.journal.record(r);
+    err
 }
 
 /// A response body that marks its exchange finished when hyper drops it.

@@ -34,9 +34,9 @@ pub async fn open(
     mut pending: Pending,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if !shared.connect_ports.contains(&origin.port) {
-        let mut pending = pending;
-        pending.set(Outcome::Denied, 403);
-        return Err(ProxyError::PortNotAllowed(origin));
+        let err = ProxyError::PortNotAllowed(origin);
+        pending.set(Outcome::Denied, err.status().as_u16());
+        return Err(err);
     }
     let stream = match shared.upstream.connect(&origin.host, origin.port).await {
         Ok(s) => s,
