@@ -21,30 +21,44 @@ fn site_config() -> signpost::config::Config {
     cfg
 }
 
-fn pac_url(p: &TestProxy) -> String {
-    format!("http://127.0.0.1:{}/proxy.pac", p.addr.port())
+/// Has Chromium, given only the proxy's PAC URL (and trusting `cert`, if any), open `url`
+/// and find the origin's page there in one navigation; returns what the origin saw of the
+/// request for `/hello`.
+async fn chromium_opens(
+    p: &TestProxy,
+    url: &str,
+    cert: Option<rustls::pki_types::CertificateDer<'static>>,
+    origin: &Origin,
+) -> Seen {
+    let pac = format!("http://127.0.0.1:{}/proxy.pac", p.addr.port());
+    let steps = json!([{ "goto": url }, { "expectText": "hello from origin" }]);
+    let lines = tokio::task::spawn_blocking(move || {
+        let browser = Browser::new();
+        if let Some(cert) = cert {
+            browser.trust("test origin", &cert);
+        }
+        browser.run(&pac, steps)
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["status"], 200, "{lines:?}");
+    assert_eq!(lines[1]["url"], url, "{lines:?}");
+
+    let seen = origin.seen();
+    seen.iter()
+        .find(|s| s.target == "/hello")
+        .cloned()
+        .unwrap_or_else(|| panic!("the origin never saw /hello: {seen:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_reaches_a_plain_http_site_through_the_pac_file() {
     let origin = origin().await;
     let p = proxy(site_config()).await;
-    let pac = pac_url(&p);
     let url = format!("http://{SITE}:{}/hello", origin.addr.port());
 
-    let steps = json!([{ "goto": url }, { "expectText": "hello from origin" }]);
-    let lines = tokio::task::spawn_blocking(move || Browser::new().run(&pac, steps))
-        .await
-        .unwrap();
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert_eq!(lines[0]["status"], 200, "{lines:?}");
-    assert_eq!(lines[1]["url"], url.as_str(), "{lines:?}");
-
-    let seen = origin.seen();
-    let hello = seen
-        .iter()
-        .find(|s| s.target == "/hello")
-        .unwrap_or_else(|| panic!("the origin never saw /hello: {seen:?}"));
+    let hello = chromium_opens(&p, &url, None, &origin).await;
     let via = hello.header("via").unwrap_or_default();
     assert!(
         via.contains("(signpost)"),
@@ -58,26 +72,9 @@ async fn chromium_reaches_an_https_site_through_a_connect_tunnel() {
     let mut cfg = site_config();
     cfg.proxy.connect_ports = vec![Port(origin.addr.port())];
     let p = proxy(cfg).await;
-    let pac = pac_url(&p);
     let url = format!("https://{SITE}:{}/hello", origin.addr.port());
 
-    let steps = json!([{ "goto": url }, { "expectText": "hello from origin" }]);
-    let lines = tokio::task::spawn_blocking(move || {
-        let browser = Browser::new();
-        browser.trust("test origin", &cert);
-        browser.run(&pac, steps)
-    })
-    .await
-    .unwrap();
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert_eq!(lines[0]["status"], 200, "{lines:?}");
-    assert_eq!(lines[1]["url"], url.as_str(), "{lines:?}");
-
-    let seen = origin.seen();
-    let hello = seen
-        .iter()
-        .find(|s| s.target == "/hello")
-        .unwrap_or_else(|| panic!("the origin never saw /hello: {seen:?}"));
+    let hello = chromium_opens(&p, &url, Some(cert), &origin).await;
     assert_eq!(
         hello.header("via"),
         None,
