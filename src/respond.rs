@@ -154,17 +154,14 @@ impl Responder {
 
     /// An acknowledgement that was refused (bad, expired or foreign token; wrong origin).
     pub fn acknowledgement_refused(&self, why: &str) -> Response<ProxyBody> {
-        let html = self.render(
-            "error.html",
+        self.error_page(
+            StatusCode::FORBIDDEN,
             context! {
                 heading => "That did not work",
                 explanation => "The page you continued from was not accepted. Go back and open the site again to see the guidance afresh.",
                 detail => why,
-                status => 403,
-                via => &self.via,
             },
-        );
-        html_response(StatusCode::FORBIDDEN, html)
+        )
     }
 
     /// Sends the browser to `location` and closes the connection, so that its next
@@ -205,11 +202,7 @@ impl Responder {
     pub fn error(&self, err: &ProxyError) -> Response<ProxyBody> {
         let status = err.status();
         let (heading, explanation, host, detail) = describe(err);
-        let html = self.render(
-            "error.html",
-            context! { heading, explanation, host, detail, status => status.as_u16(), via => &self.via },
-        );
-        let mut resp = html_response(status, html);
+        let mut resp = self.error_page(status, context! { heading, explanation, host, detail });
         if matches!(err, ProxyError::ClientDenied(_) | ProxyError::Overloaded) {
             resp.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -263,37 +256,36 @@ impl Responder {
                 );
                 r
             }
-            LocalPage::NotFound { path } => {
-                let html = self.render(
-                    "error.html",
-                    context! {
-                        heading => "Page not found",
-                        explanation => "This proxy has no page at that address.",
-                        detail => path,
-                        status => 404,
-                        via => &self.via,
-                    },
-                );
-                html_response(StatusCode::NOT_FOUND, html)
-            }
+            LocalPage::NotFound { path } => self.error_page(
+                StatusCode::NOT_FOUND,
+                context! {
+                    heading => "Page not found",
+                    explanation => "This proxy has no page at that address.",
+                    detail => path,
+                },
+            ),
             LocalPage::MethodNotAllowed => {
-                let mut r = html_response(
+                let mut r = self.error_page(
                     StatusCode::METHOD_NOT_ALLOWED,
-                    self.render(
-                        "error.html",
-                        context! {
-                            heading => "Method not allowed",
-                            explanation => "The proxy's own pages can only be read (GET or HEAD).",
-                            status => 405,
-                            via => &self.via,
-                        },
-                    ),
+                    context! {
+                        heading => "Method not allowed",
+                        explanation => "The proxy's own pages can only be read (GET or HEAD).",
+                    },
                 );
                 r.headers_mut()
                     .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
                 r
             }
         }
+    }
+
+    /// `error.html` with `ctx`, the status it is sent with and the proxy's name.
+    fn error_page(&self, status: StatusCode, ctx: minijinja::Value) -> Response<ProxyBody> {
+        let html = self.render(
+            "error.html",
+            context! { status => status.as_u16(), via => &self.via, ..ctx },
+        );
+        html_response(status, html)
     }
 
     fn render<S: Serialize>(&self, name: &str, ctx: S) -> String {
@@ -468,5 +460,32 @@ mod tests {
         let resp = r.error(&err);
         assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
         assert!(text(resp).await.contains("took too long"));
+    }
+
+    #[tokio::test]
+    async fn error_pages_show_the_status_they_are_sent_with() {
+        let r = Responder::new("1.1 proxy".into(), Organisation::default());
+        for (resp, status, words) in [
+            (
+                r.acknowledgement_refused("token expired"),
+                403,
+                "token expired",
+            ),
+            (
+                r.local(LocalPage::NotFound {
+                    path: "/nowhere".into(),
+                }),
+                404,
+                "nowhere",
+            ),
+            (r.local(LocalPage::MethodNotAllowed), 405, "GET or HEAD"),
+            (r.error(&ProxyError::Loop), 508, "in a loop"),
+        ] {
+            assert_eq!(resp.status().as_u16(), status);
+            let html = text(resp).await;
+            assert!(html.contains(&format!("HTTP {status}")), "{html}");
+            assert!(html.contains(words), "{html}");
+            assert!(html.contains("1.1 proxy"), "{html}");
+        }
     }
 }
