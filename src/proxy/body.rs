@@ -2,7 +2,7 @@
 //! way, or a page Signpost wrote itself. Nothing here buffers a whole body.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -12,25 +12,24 @@ use hyper::body::Incoming;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Counts the data bytes of a streamed body into a shared counter, and notes whether the
+/// One direction of an exchange: the data bytes that went through, and whether the
 /// stream failed (so that a broken body is not mistaken for a complete one).
+#[derive(Debug, Default)]
+pub struct Flow {
+    pub bytes: AtomicU64,
+    pub failed: AtomicBool,
+}
+
+/// Counts the data bytes of a streamed body into a shared [`Flow`], and notes there
+/// whether the stream failed.
 pub struct Metered<B> {
     inner: B,
-    count: Arc<AtomicU64>,
-    failed: Arc<std::sync::atomic::AtomicBool>,
+    flow: Arc<Flow>,
 }
 
 impl<B> Metered<B> {
-    pub fn new(
-        inner: B,
-        count: Arc<AtomicU64>,
-        failed: Arc<std::sync::atomic::AtomicBool>,
-    ) -> Self {
-        Metered {
-            inner,
-            count,
-            failed,
-        }
+    pub fn new(inner: B, flow: Arc<Flow>) -> Self {
+        Metered { inner, flow }
     }
 }
 
@@ -49,10 +48,12 @@ where
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    self.flow
+                        .bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
             }
-            Poll::Ready(Some(Err(_))) => self.failed.store(true, Ordering::Relaxed),
+            Poll::Ready(Some(Err(_))) => self.flow.failed.store(true, Ordering::Relaxed),
             _ => {}
         }
         polled

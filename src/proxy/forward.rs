@@ -1,7 +1,7 @@
 //! Forwarding plain HTTP: one request to the origin through the pooled client, bodies
 //! streamed both ways, hop-by-hop headers dropped, WebSocket upgrades relayed.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::header::{HeaderValue, HOST};
@@ -9,7 +9,7 @@ use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::body::{Metered, ProxyBody};
+use super::body::{Flow, Metered, ProxyBody};
 use super::error::ProxyError;
 use super::headers;
 use super::journaling::Pending;
@@ -22,12 +22,10 @@ use crate::journal::Outcome;
 /// Byte counters for one exchange, read when it ends, and whether either body broke.
 #[derive(Debug, Default, Clone)]
 pub struct Counters {
-    pub up: Arc<AtomicU64>,
-    pub down: Arc<AtomicU64>,
-    /// The client's request body was malformed or cut short.
-    pub up_failed: Arc<std::sync::atomic::AtomicBool>,
-    /// The origin's response body was cut short.
-    pub down_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// Client → origin; `failed`: the client's request body was malformed or cut short.
+    pub up: Arc<Flow>,
+    /// Origin → client; `failed`: the origin's response body was cut short.
+    pub down: Arc<Flow>,
 }
 
 /// Sends `req` to `origin` and returns the origin's response, streaming.
@@ -61,10 +59,7 @@ pub async fn forward(
     }
     headers::add_via(&mut parts.headers, &shared.via);
     parts.version = Version::HTTP_11;
-    let req = Request::from_parts(
-        parts,
-        Metered::new(body, counters.up.clone(), counters.up_failed.clone()),
-    );
+    let req = Request::from_parts(parts, Metered::new(body, counters.up.clone()));
 
     let timeout = shared.upstream.response_timeout;
     let mut resp = match tokio::time::timeout(timeout, shared.upstream.client.request(req)).await {
@@ -74,10 +69,7 @@ pub async fn forward(
         }
         Ok(Err(e)) => {
             // The client's own body broke: its fault, not the origin's.
-            if counters
-                .up_failed
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
+            if counters.up.failed.load(Ordering::Relaxed) {
                 return Err(failed(pending, ProxyError::BadBody));
             }
             let error = UpstreamError::classify(&e);
@@ -100,12 +92,8 @@ pub async fn forward(
                 Ok((client, origin)) => {
                     let (up, down) =
                         tunnel::splice(TokioIo::new(client), TokioIo::new(origin), idle).await;
-                    counters
-                        .up
-                        .fetch_add(up, std::sync::atomic::Ordering::Relaxed);
-                    counters
-                        .down
-                        .fetch_add(down, std::sync::atomic::Ordering::Relaxed);
+                    counters.up.bytes.fetch_add(up, Ordering::Relaxed);
+                    counters.down.bytes.fetch_add(down, Ordering::Relaxed);
                 }
                 Err(e) => tracing::debug!(error = %e, "websocket upgrade did not complete"),
             }
@@ -118,10 +106,7 @@ pub async fn forward(
     headers::add_via(&mut parts.headers, &shared.via);
     Ok(Response::from_parts(
         parts,
-        ProxyBody::Upstream(
-            Metered::new(body, counters.down.clone(), counters.down_failed.clone()),
-            until_done,
-        ),
+        ProxyBody::Upstream(Metered::new(body, counters.down.clone()), until_done),
     ))
 }
 

@@ -55,12 +55,12 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(mut r) = self.record.take() {
-            if self.counters.down_failed.load(Ordering::Relaxed) {
+            if self.counters.down.failed.load(Ordering::Relaxed) {
                 r.outcome = Outcome::Error;
                 r.reason = Some("the origin's response ended early".into());
             }
-            r.bytes_up = self.counters.up.load(Ordering::Relaxed);
-            r.bytes_down = self.counters.down.load(Ordering::Relaxed);
+            r.bytes_up = self.counters.up.bytes.load(Ordering::Relaxed);
+            r.bytes_down = self.counters.down.bytes.load(Ordering::Relaxed);
             r.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
             self.journal.record(r);
         }

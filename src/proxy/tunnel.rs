@@ -60,9 +60,11 @@ pub async fn open(
                 let (up, down) = relay(client, stream, idle).await;
                 counters
                     .up
+                    .bytes
                     .fetch_add(up, std::sync::atomic::Ordering::Relaxed);
                 counters
                     .down
+                    .bytes
                     .fetch_add(down, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(%origin, up, down, "tunnel closed");
             }
