@@ -42,6 +42,21 @@ pub fn ack_key(scope: AckScope, category: &str, host: &str) -> String {
     }
 }
 
+/// Whether `identity` holds a current acknowledgement for `category` (by name) at `host`.
+pub fn acknowledged(
+    shared: &Shared,
+    identity: &str,
+    category: &str,
+    host: &str,
+    now: Timestamp,
+) -> bool {
+    shared.acks.is_valid(
+        &shared.journal.hide(identity),
+        &ack_key(shared.ack_scope, category, host),
+        now,
+    )
+}
+
 /// Combines the classification with the acknowledgement store.
 pub fn verdict(
     shared: &Shared,
@@ -61,11 +76,7 @@ pub fn verdict(
                 return Verdict::Pass;
             };
             let name = policy.category(cat).map_or("", |c| c.name.as_str());
-            if shared.acks.is_valid(
-                &shared.journal.hide(identity),
-                &ack_key(shared.ack_scope, name, host),
-                now,
-            ) {
+            if acknowledged(shared, identity, name, host, now) {
                 Verdict::Pass
             } else {
                 Verdict::Coach(cat)

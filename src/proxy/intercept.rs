@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio_rustls::TlsAcceptor;
 
 use super::body::ProxyBody;
-use super::coaching::{self, ack_key};
+use super::coaching;
 use super::error::ProxyError;
 use super::exchange::Who;
 use super::forward::Counters;
@@ -212,11 +212,7 @@ fn answer(
         }
         Mode::Coach { category, message } => {
             let position = policy.categories.iter().position(|c| &c.name == category);
-            let acked = shared.acks.is_valid(
-                &shared.journal.hide(identity),
-                &ack_key(shared.ack_scope, category, host),
-                now,
-            );
+            let acked = coaching::acknowledged(shared, identity, category, host, now);
             match position.and_then(|p| u16::try_from(p).ok()) {
                 // Acknowledged (perhaps in another tab), or the category is gone after a
                 // reload: reconnect, so the new CONNECT is decided afresh.
