@@ -97,4 +97,13 @@ impl Record {
             reason: None,
         }
     }
+
+    /// The record of a request refused before it was classified (at the gate, or for
+    /// want of a login): denied, with the status sent and why.
+    pub fn denied(mut self, status: u16, reason: String) -> Record {
+        self.outcome = Outcome::Denied;
+        self.status = status;
+        self.reason = Some(reason);
+        self
+    }
 }

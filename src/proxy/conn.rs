@@ -235,7 +235,7 @@ fn journal_refusal(
     err: ProxyError,
     reason: &str,
 ) -> ProxyError {
-    let mut r = crate::journal::Record::arrived(
+    let r = crate::journal::Record::arrived(
         shared.clock.now(),
         client.to_string(),
         None,
@@ -243,10 +243,9 @@ fn journal_refusal(
         "-".into(),
         String::new(),
     );
-    r.outcome = crate::journal::Outcome::Denied;
-    r.status = err.status().as_u16();
-    r.reason = Some(reason.into());
-    shared.journal.record(r);
+    shared
+        .journal
+        .record(r.denied(err.status().as_u16(), reason.into()));
     err
 }
 

@@ -76,7 +76,7 @@ fn refuse_login(
     // A browser's first request carries no credentials by design: only failures that
     // name a user (or are refused outright) are worth a record.
     if !matches!(failure, AuthFailure::Missing) {
-        let mut r = Record::arrived(
+        let r = Record::arrived(
             now,
             who.client.clone(),
             attempted,
@@ -84,10 +84,9 @@ fn refuse_login(
             url.to_string(),
             String::new(),
         );
-        r.outcome = Outcome::Denied;
-        r.status = response.status().as_u16();
-        r.reason = Some(failure.to_string());
-        shared.journal.record(r);
+        shared
+            .journal
+            .record(r.denied(response.status().as_u16(), failure.to_string()));
     }
     response
 }
