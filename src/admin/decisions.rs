@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::body::{text, AdminBody, Resp};
 use super::pages::{bytes, parse_time, time};
 use super::State;
-use crate::journal::review::csv as csv_field;
+use crate::journal::review::csv as cell;
 use crate::journal::store::{self, Filter};
 use crate::journal::Record;
 
@@ -263,16 +263,6 @@ pub async fn page(state: &State, csrf: Option<&str>, raw_query: Option<&str>) ->
 }
 
 pub const CSV_HEADER: &str = "ts,client,user,method,url,host,category,rule,action,outcome,status,bytes_up,bytes_down,duration_ms,reason\n";
-
-/// One CSV field: quoted when needed, and defused when a spreadsheet would take it for a
-/// formula (`= + - @`, and a leading tab or carriage return).
-pub fn cell(s: &str) -> String {
-    if s.starts_with(['\t', '\r']) {
-        csv_field(&format!("'{s}"))
-    } else {
-        csv_field(s)
-    }
-}
 
 pub fn csv_line(r: &Record) -> String {
     let opt = |o: &Option<String>| o.as_deref().map(cell).unwrap_or_default();

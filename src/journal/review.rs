@@ -316,9 +316,10 @@ fn host_lines(o: &mut String, section: &str, hosts: &[HostCount]) {
     }
 }
 
-/// Quotes a CSV field when needed, and defuses spreadsheet formulas.
+/// One CSV field: quoted when needed, and defused when a spreadsheet would take it for a
+/// formula (`= + - @`, and a leading tab or carriage return).
 pub fn csv(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
