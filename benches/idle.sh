@@ -141,12 +141,8 @@ python3 "$TMP/idle_client.py" "$SIGNPOST_PORT" "$ORIGIN_PORT" "$IDLE_CONNS" "$OP
     "$TMP/release" >"$TMP/client.out" 2>"$TMP/client.err" &
 CLIENT_PID=$!
 PIDS+=("$CLIENT_PID")
-for ((i = 0; i < 1200; i++)); do
-    grep -q '^ready' "$TMP/client.out" 2>/dev/null && break
-    kill -0 "$CLIENT_PID" 2>/dev/null || die "client exited early"
-    sleep 0.1
-done
-read -r _ OPENED OPEN_ERRORS OPEN_SECS < <(grep '^ready' "$TMP/client.out") || die "client not ready after 120 s"
+wait_until 1200 client "$CLIENT_PID" grep -q '^ready' "$TMP/client.out"
+read -r _ OPENED OPEN_ERRORS OPEN_SECS < <(grep '^ready' "$TMP/client.out")
 log "$OPENED open ($OPEN_ERRORS failed) in ${OPEN_SECS}s; settling 3 s"
 sleep 3
 
