@@ -695,15 +695,7 @@ report() {
     for p in "${PROXIES[@]}"; do
         echo "  - ${NAME[$p]} ${VERSION[$p]}: ${SETUP[$p]}"
     done
-    local warnings
-    warnings=$(grep -c . "$TMP/signpost.log" || true)
-    echo "- Signpost log lines at warn or above: $warnings"
-    if [[ $warnings -gt 0 ]]; then
-        echo
-        echo '```'
-        sed -E 's/^[^ ]+ +//' "$TMP/signpost.log" | sort | uniq -c | sort -rn | head -n 10
-        echo '```'
-    fi
+    signpost_warnings "Signpost log lines at warn or above"
     local f
     for f in "$TMP"/client-*.err; do
         [[ -s $f ]] || continue

@@ -135,6 +135,22 @@ wrk_errors() {
     fi
 }
 
+# signpost_warnings TEXT: the report line "- TEXT: N", N the lines in $TMP/signpost.log
+# (Signpost runs at RUST_LOG=warn), then, if any, its ten most frequent messages (timestamps
+# dropped) in a fenced block: the same message repeated thousands of times says no more
+# than a few copies.
+signpost_warnings() {
+    local n
+    n=$(grep -c . "$TMP/signpost.log" || true)
+    echo "- $1: $n"
+    if [[ $n -gt 0 ]]; then
+        echo
+        echo '```'
+        sed -E 's/^[^ ]+ +//' "$TMP/signpost.log" | sort | uniq -c | sort -rn | head -n 10
+        echo '```'
+    fi
+}
+
 # start_origin KEEPALIVE_TIMEOUT: nginx on 127.0.0.1:$ORIGIN_PORT serving $TMP/www/1k (1024
 # bytes) and $TMP/www/1m (1 MiB), with no access log and one worker (the proxy under test
 # and its client share the few cores). Adds its PID to PIDS and waits until it serves.

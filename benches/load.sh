@@ -263,16 +263,7 @@ report() {
     for p in signpost signpost-nojournal squid; do
         [[ -n ${RSS[$p]:-} ]] && echo "- peak RSS (VmHWM), $p: $(mib "${RSS[$p]}")"
     done
-    local warnings
-    warnings=$(grep -c . "$TMP/signpost.log" || true)
-    echo "- Signpost log lines at warn or above during the run: $warnings"
-    if [[ $warnings -gt 0 ]]; then
-        echo
-        echo '```'
-        # The same message repeated thousands of times says no more than a few copies.
-        sed -E 's/^[^ ]+ +//' "$TMP/signpost.log" | sort | uniq -c | sort -rn | head -n 10
-        echo '```'
-    fi
+    signpost_warnings "Signpost log lines at warn or above during the run"
     # CPU is counted from /proc in ticks of 1/CLK_TCK s, so short runs are coarse.
 }
 
