@@ -14,7 +14,7 @@ use super::pages::{bytes, parse_time, time};
 use super::State;
 use crate::journal::review::csv as cell;
 use crate::journal::store::{self, Filter};
-use crate::journal::Record;
+use crate::journal::{Outcome, Record};
 
 /// Rows on one page of the log.
 pub const PER_PAGE: usize = 50;
@@ -24,15 +24,6 @@ pub const MAX_EXPORT: usize = 1_000_000;
 const EXPORT_CHUNK: usize = 5_000;
 
 pub const ACTIONS: [&str; 4] = ["allow", "monitor", "coach", "block"];
-pub const OUTCOMES: [&str; 7] = [
-    "forwarded",
-    "tunnelled",
-    "coached",
-    "acknowledged",
-    "blocked",
-    "denied",
-    "error",
-];
 
 /// The filter form, as typed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -212,7 +203,7 @@ pub async fn page(state: &State, csrf: Option<&str>, raw_query: Option<&str>) ->
                 csv => q.csv_link(),
                 categories,
                 actions => ACTIONS,
-                outcomes => OUTCOMES,
+                outcomes => Outcome::ALL.map(Outcome::as_str),
             },
         )
     };

@@ -17,6 +17,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order pages list them.
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Forwarded,
+        Outcome::Tunnelled,
+        Outcome::Coached,
+        Outcome::Acknowledged,
+        Outcome::Blocked,
+        Outcome::Denied,
+        Outcome::Error,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Forwarded => "forwarded",
@@ -30,16 +41,7 @@ impl Outcome {
     }
 
     pub fn parse(s: &str) -> Option<Outcome> {
-        Some(match s {
-            "forwarded" => Outcome::Forwarded,
-            "tunnelled" => Outcome::Tunnelled,
-            "coached" => Outcome::Coached,
-            "acknowledged" => Outcome::Acknowledged,
-            "blocked" => Outcome::Blocked,
-            "denied" => Outcome::Denied,
-            "error" => Outcome::Error,
-            _ => return None,
-        })
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
     }
 }
 
@@ -105,5 +107,22 @@ impl Record {
         self.status = status;
         self.reason = Some(reason);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn outcome_names_agree_everywhere() {
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+            assert_eq!(
+                serde_json::to_string(&o).unwrap(),
+                format!("\"{}\"", o.as_str())
+            );
+        }
+        assert_eq!(Outcome::parse("Forwarded"), None);
     }
 }
