@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -274,7 +273,3 @@ impl Body for Tracked {
         self.body.size_hint()
     }
 }
-
-// `Response<Tracked>` must be what hyper sends; this keeps the type in one place.
-#[allow(dead_code)]
-type ClientResponse = Response<Tracked>;
